@@ -1,0 +1,1 @@
+"""The write side of the deployment ledger: events, the store, the hash chain."""

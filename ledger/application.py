@@ -1,0 +1,333 @@
+"""The ledger application: append facts idempotently to the hash chain, read them back,
+verify the chain.
+
+Appending is optimistic: read the head of the chain, look up which event ids are already
+stored and which generation numbers are taken, build the new entries on top of the head,
+and insert them in one transaction. A concurrent writer that got there first makes the
+insert fail on the chain's primary key (or the index's unique keys); the append then
+starts over on the new head. So positions stay gapless, the chain stays linear, a re-sent
+event is stored once and generation numbers have no gaps or duplicates.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, Notification
+
+from ledger.chain import GENESIS, content_digest, entry_hash
+from ledger.domain import CHAIN_ID, ENTRY_CLASSES, TOPICS, LedgerEntry
+from ledger.errors import EventConflict, StoreNotInitialised
+from ledger.events import Envelope, GenerationPlanned, Source
+from ledger.index import IndexedEvent, IndexRow, LedgerRecorder
+from ledger.store import StoreLocation
+
+MAX_APPEND_ATTEMPTS = 100
+READ_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Appended:
+    """The outcome of appending one event: its position, and whether it is new."""
+
+    event_id: UUID
+    position: int
+    new: bool
+
+
+@dataclass(frozen=True)
+class StoredFact:
+    """A fact as read back from the chain."""
+
+    position: int
+    event: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the event at ``index`` of a batch cannot be appended."""
+
+    index: int
+    message: str
+
+
+@dataclass
+class CheckState:
+    """What a multi-batch check (an ingest's validation pass) carries between batches."""
+
+    next_generation: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of re-checking the whole chain."""
+
+    events: int
+    head_hash: str
+    bad_position: int | None = None
+    reason: str = ""
+
+    @property
+    def intact(self) -> bool:
+        return self.bad_position is None
+
+
+class Ledger(Application[UUID]):
+    """The deployment ledger on one store (SQLite file or PostgreSQL database)."""
+
+    name = "Ledger"
+
+    def __init__(self, location: StoreLocation, *, create: bool = False) -> None:
+        if (
+            location.backend == "sqlite"
+            and not create
+            and not Path(location.settings["SQLITE_DBNAME"]).exists()
+        ):
+            raise StoreNotInitialised(
+                f"there is no ledger at {location.display}: run `ledger init` first"
+            )
+        self.location = location
+        super().__init__(env={**location.settings, "CREATE_TABLE": "yes" if create else "no"})
+        self.store = cast(LedgerRecorder, self.recorder)
+        if not self.store.has_tables():
+            raise StoreNotInitialised(
+                f"{location.display} holds no ledger yet: run `ledger init` first"
+            )
+
+    # --- writing ----------------------------------------------------------------------
+
+    def append(
+        self, events: Sequence[Envelope], *, source: Source = "cli"
+    ) -> list[Appended]:
+        """Append events in order, in one transaction; already stored ones are skipped.
+
+        Raises ``EventConflict`` (and stores nothing) when an event id is stored with
+        other content or a generation number is not the env's next one.
+        """
+        for attempt in range(MAX_APPEND_ATTEMPTS):
+            head_position, head_hash = self.head()
+            existing = self.store.lookup_event_ids(e.event_id for e in events)
+            planned_envs = [e.env for e in events if isinstance(e, GenerationPlanned)]
+            last_generation = self.store.last_generations(planned_envs) if planned_envs else {}
+            results, entries, rows, problems = self._plan(
+                events, existing, last_generation, head_position, head_hash, source
+            )
+            if problems:
+                raise EventConflict("; ".join(p.message for p in problems))
+            if not entries:
+                return results
+            try:
+                self.events.put(entries, index_rows=rows)
+            except IntegrityError:
+                # Another writer moved the head (or stored one of these ids) first.
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2**min(attempt, 7))))
+                continue
+            return results
+        raise EventConflict(f"gave up after {MAX_APPEND_ATTEMPTS} conflicting concurrent appends")
+
+    def check(self, events: Sequence[Envelope], state: CheckState) -> list[Problem]:
+        """What ``append`` would refuse in this batch, without writing anything.
+
+        ``state`` carries generation numbers planned by earlier batches of the same input.
+        """
+        existing = self.store.lookup_event_ids(e.event_id for e in events)
+        new_envs = [
+            e.env
+            for e in events
+            if isinstance(e, GenerationPlanned) and e.env not in state.next_generation
+        ]
+        if new_envs:
+            for env, last in self.store.last_generations(new_envs).items():
+                state.next_generation[env] = last + 1
+        last_generation = {env: n - 1 for env, n in state.next_generation.items()}
+        _, _, rows, problems = self._plan(events, existing, last_generation, 0, GENESIS, "cli")
+        for row in rows:
+            if row.planned_generation is not None:
+                state.next_generation[row.env] = row.planned_generation + 1
+        return problems
+
+    def _plan(
+        self,
+        events: Sequence[Envelope],
+        existing: dict[UUID, IndexedEvent],
+        last_generation: dict[str, int],
+        head_position: int,
+        head_hash: str,
+        source: Source,
+    ) -> tuple[list[Appended], list[LedgerEntry], list[IndexRow], list[Problem]]:
+        now = datetime.now(UTC)
+        results: list[Appended] = []
+        entries: list[LedgerEntry] = []
+        rows: list[IndexRow] = []
+        problems: list[Problem] = []
+        in_batch: dict[UUID, IndexedEvent] = {}
+        position, prev_hash = head_position, head_hash
+        for index, event in enumerate(events):
+            update: dict[str, Any] = {}
+            if event.recorded_at is None:
+                update["recorded_at"] = now
+            if event.source is None:
+                update["source"] = source
+            planned: int | None = None
+            if isinstance(event, GenerationPlanned):
+                planned = last_generation.get(event.env, 0) + 1
+                if event.number is None:
+                    update["number"] = planned
+            data = (event.model_copy(update=update) if update else event).model_dump(mode="json")
+            digest = content_digest(data)
+            known = existing.get(event.event_id) or in_batch.get(event.event_id)
+            if known is not None:
+                if known.digest != digest:
+                    problems.append(
+                        Problem(
+                            index,
+                            f"event_id {event.event_id} is already stored at position "
+                            f"{known.position} with different content",
+                        )
+                    )
+                results.append(Appended(event.event_id, known.position, new=False))
+                continue
+            if planned is not None:
+                if isinstance(event, GenerationPlanned) and event.number not in (None, planned):
+                    problems.append(
+                        Problem(
+                            index,
+                            f"generation {event.number} of env {event.env!r} cannot be "
+                            f"planned: the next number is {planned}",
+                        )
+                    )
+                    continue
+                last_generation[event.env] = planned
+            position += 1
+            digest_hash = entry_hash(position, prev_hash, data)
+            entries.append(
+                ENTRY_CLASSES[data["kind"]](
+                    originator_id=CHAIN_ID,
+                    originator_version=position,
+                    timestamp=datetime.fromisoformat(data["recorded_at"]),
+                    event=data,
+                    prev_hash=prev_hash,
+                    hash=digest_hash,
+                )
+            )
+            rows.append(
+                IndexRow(event.event_id, position, event.env, data["kind"], planned, digest)
+            )
+            in_batch[event.event_id] = IndexedEvent(position, digest)
+            results.append(Appended(event.event_id, position, new=True))
+            prev_hash = digest_hash
+        return results, entries, rows, problems
+
+    # --- reading ----------------------------------------------------------------------
+
+    def head(self) -> tuple[int, str]:
+        """Position and hash of the last fact (0 and the genesis hash when empty)."""
+        last = self.recorder.select_events(CHAIN_ID, desc=True, limit=1)
+        if not last:
+            return 0, GENESIS
+        entry = cast(LedgerEntry, self.mapper.to_domain_event(last[0]))
+        return entry.originator_version, entry.hash
+
+    def facts(self, *, kinds: Iterable[str] = (), after: int = 0) -> Iterator[StoredFact]:
+        """Every fact in ledger order, optionally only some kinds, streamed in batches."""
+        topics = [TOPICS[k] for k in kinds]
+        for notification in self._notifications(topics):
+            if notification.originator_id != CHAIN_ID or notification.originator_version <= after:
+                continue
+            entry = cast(LedgerEntry, self.mapper.to_domain_event(notification))
+            yield StoredFact(entry.originator_version, entry.event, entry.prev_hash, entry.hash)
+
+    def _notifications(self, topics: Sequence[str] = ()) -> Iterator[Notification]:
+        start: int | None = None
+        while True:
+            batch = self.recorder.select_notifications(
+                start, READ_BATCH, topics=topics, inclusive_of_start=False
+            )
+            yield from batch
+            if len(batch) < READ_BATCH:
+                return
+            start = batch[-1].id
+
+    # --- verifying --------------------------------------------------------------------
+
+    def verify(self, progress: Callable[[int], None] | None = None) -> Verification:
+        """Re-check every row of the chain; stop at the first position that is wrong."""
+        expected, prev_hash = 1, GENESIS
+        batch: list[tuple[UUID, int]] = []
+
+        def bad(position: int, reason: str) -> Verification:
+            return Verification(expected - 1, prev_hash, position, reason)
+
+        for notification in self._notifications():
+            if notification.originator_id != CHAIN_ID:
+                return bad(
+                    expected,
+                    f"a row that is not part of the chain (notification "
+                    f"{notification.id}) was inserted before position {expected}",
+                )
+            position = notification.originator_version
+            if position > expected:
+                return bad(expected, f"position {expected} is missing: the row was deleted")
+            if position < expected:
+                return bad(position, f"position {position} appears twice or out of order")
+            try:
+                entry = cast(LedgerEntry, self.mapper.to_domain_event(notification))
+                event = entry.event
+                kind_ok = TOPICS.get(str(event.get("kind"))) == notification.topic
+            except Exception:  # any decoding failure means the stored bytes were altered
+                return bad(position, f"position {position} was changed: it no longer decodes")
+            if not kind_ok:
+                return bad(position, f"position {position} was changed: its kind was altered")
+            if entry.prev_hash != prev_hash:
+                return bad(
+                    max(position - 1, 1),
+                    f"the link between positions {position - 1} and {position} is broken: "
+                    f"one of them was rewritten",
+                )
+            if entry_hash(position, prev_hash, event) != entry.hash:
+                return bad(position, f"position {position} was changed: its hash does not match")
+            batch.append((UUID(str(event["event_id"])), position))
+            if len(batch) >= READ_BATCH:
+                problem = self._check_index(batch)
+                if problem is not None:
+                    return bad(*problem)
+                batch.clear()
+            prev_hash = entry.hash
+            expected += 1
+            if progress is not None:
+                progress(1)
+        problem = self._check_index(batch)
+        if problem is not None:
+            return bad(*problem)
+        indexed = self.store.index_count()
+        if indexed != expected - 1:
+            return bad(
+                expected,
+                f"the event index holds {indexed} events but the chain ends at position "
+                f"{expected - 1}: rows after it were deleted",
+            )
+        return Verification(expected - 1, prev_hash)
+
+    def _check_index(self, batch: list[tuple[UUID, int]]) -> tuple[int, str] | None:
+        indexed = self.store.lookup_event_ids(event_id for event_id, _ in batch)
+        for event_id, position in batch:
+            known = indexed.get(event_id)
+            if known is None or known.position != position:
+                return position, (
+                    f"position {position} is not in the event index: it was inserted or "
+                    f"rewritten behind the ledger's back"
+                )
+        return None
+
+    def count(self) -> int:
+        return self.head()[0]

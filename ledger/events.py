@@ -1,0 +1,397 @@
+"""The event vocabulary: one pydantic model per kind of fact the ledger records.
+
+These models are the one contract that files, HTTP and Kafka carry. Their JSON form
+(``model_dump(mode="json")``) is "the documented event form": one JSON object per
+event, discriminated by ``kind``, versioned by ``schema_version``. ``docs/events.md``
+describes it and ``docs/schema/ledger-event.schema.json`` is generated from here.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+"""Bump with an upcaster in ``ledger.domain`` when a kind changes incompatibly."""
+
+
+def _no_control_characters(value: str) -> str:
+    for index, char in enumerate(value):
+        if unicodedata.category(char) == "Cc":
+            raise ValueError(f"control character {char!r} at offset {index} is not allowed")
+    if value != value.strip():
+        raise ValueError("leading or trailing whitespace is not allowed")
+    return value
+
+
+def _no_control_except_newlines(value: str) -> str:
+    for index, char in enumerate(value):
+        if unicodedata.category(char) == "Cc" and char not in "\n\t\r":
+            raise ValueError(f"control character {char!r} at offset {index} is not allowed")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=253),
+    AfterValidator(_no_control_characters),
+]
+"""A host, service, env or actor name: non-empty, at most 253 characters, printable."""
+
+Label = Annotated[
+    str,
+    StringConstraints(max_length=253),
+    AfterValidator(_no_control_characters),
+]
+"""A short printable string that may be empty (a component version, a revision)."""
+
+Text = Annotated[str, StringConstraints(max_length=8192), AfterValidator(_no_control_except_newlines)]
+"""Free text for people: a reason, a description. Newlines and tabs are allowed."""
+
+LogExcerpt = Annotated[
+    str, StringConstraints(max_length=65536), AfterValidator(_no_control_except_newlines)
+]
+
+_HASH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+/=_.:-]{7,199}$")
+
+
+def _hash_like(value: str) -> str:
+    if not _HASH_RE.match(value):
+        raise ValueError(
+            "expected a hash such as 'sha256:9f86d0…', a Nix narHash 'sha256-…' or a "
+            "32-character Nix store hash (8-200 characters of [A-Za-z0-9+/=_.:-])"
+        )
+    return value
+
+
+Hash = Annotated[str, AfterValidator(_hash_like)]
+"""A content or input hash in any of the usual spellings (hex, base32, SRI)."""
+
+BuildId = Hash
+"""A build is named by its artifact's content or input hash."""
+
+Artifact = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_no_control_characters)
+]
+"""What was built: a Nix store path, an image digest, a release tarball URL."""
+
+StorePath = Annotated[
+    str,
+    StringConstraints(max_length=1024, pattern=r"^/[^\x00-\x1f\x7f]*$"),
+]
+Purl = Annotated[str, StringConstraints(max_length=1024, pattern=r"^pkg:[a-z][a-z0-9.+-]*/\S+$")]
+
+Seconds = Annotated[float, Field(ge=0, le=10**7, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=2**62)]
+GenerationNumber = Annotated[int, Field(ge=1, le=2**62)]
+
+Source = Literal["cli", "file", "http", "kafka", "import", "demo"]
+
+
+class Model(BaseModel):
+    """Strict, immutable models: unknown fields are refused, nothing is coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Component(Model):
+    """One store path of a closure: what an auditor searches for."""
+
+    name: Name
+    version: Label
+    store_path: StorePath | None = None
+    purl: Purl | None = None
+    hash: Hash
+
+    @model_validator(mode="after")
+    def _has_location(self) -> Component:
+        if self.store_path is None and self.purl is None:
+            raise ValueError("a component needs a store_path or a purl")
+        return self
+
+
+class ManifestEntry(Model):
+    """One service placed on one host: a line of a Disnix-style manifest."""
+
+    host: Name
+    service: Name
+    build_id: BuildId
+    artifact: Artifact | None = None
+    depends_on: tuple[Name, ...] = ()
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must be timezone-aware (for example 2026-03-11T14:10:00Z)")
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+
+class Envelope(Model):
+    """Fields every event carries."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: UUID
+    env: Name
+    occurred_at: Timestamp
+    recorded_at: Timestamp | None = None
+    actor: Name
+    source: Source | None = None
+
+    @field_validator("occurred_at", "recorded_at")
+    @classmethod
+    def _not_absurd(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not (1970 <= value.year <= 9998):
+            raise ValueError("timestamp must be between 1970 and 9998")
+        return value
+
+
+# --- builds -------------------------------------------------------------------------
+
+
+class BuildRecorded(Envelope):
+    kind: Literal["build_recorded"] = "build_recorded"
+    build_id: BuildId
+    service: Name
+    version: Label
+    artifact: Artifact
+    source_revision: Label = ""
+    closure: tuple[Component, ...] = Field(default=(), max_length=100_000)
+
+
+class BuildFailed(Envelope):
+    kind: Literal["build_failed"] = "build_failed"
+    service: Name
+    version: Label = ""
+    source_revision: Label = ""
+    reason: Text
+
+
+# --- distribution --------------------------------------------------------------------
+
+
+class DistributionCompleted(Envelope):
+    """A build's closure was copied to a host."""
+
+    kind: Literal["distribution_completed"] = "distribution_completed"
+    host: Name
+    service: Name
+    build_id: BuildId
+    bytes: Count = 0
+    duration_s: Seconds = 0.0
+
+
+class DistributionFailed(Envelope):
+    kind: Literal["distribution_failed"] = "distribution_failed"
+    host: Name
+    service: Name
+    build_id: BuildId
+    reason: Text
+
+
+# --- activation ----------------------------------------------------------------------
+
+
+class ActivationCompleted(Envelope):
+    """A service build became the active one on a host, as part of a generation."""
+
+    kind: Literal["activation_completed"] = "activation_completed"
+    host: Name
+    service: Name
+    build_id: BuildId
+    generation: GenerationNumber
+    duration_s: Seconds = 0.0
+
+
+class ActivationFailed(Envelope):
+    kind: Literal["activation_failed"] = "activation_failed"
+    host: Name
+    service: Name
+    build_id: BuildId
+    generation: GenerationNumber
+    reason: Text
+    exit_code: int | None = Field(default=None, ge=-255, le=255)
+    log_excerpt: LogExcerpt = ""
+
+
+# --- drain and deactivation ----------------------------------------------------------
+
+
+class DrainStarted(Envelope):
+    kind: Literal["drain_started"] = "drain_started"
+    host: Name
+    service: Name
+    build_id: BuildId
+    in_flight: Count = 0
+
+
+class DrainCompleted(Envelope):
+    kind: Literal["drain_completed"] = "drain_completed"
+    host: Name
+    service: Name
+    build_id: BuildId
+    duration_s: Seconds = 0.0
+
+
+class DrainTimedOut(Envelope):
+    kind: Literal["drain_timed_out"] = "drain_timed_out"
+    host: Name
+    service: Name
+    build_id: BuildId
+    in_flight: Count = 0
+    timeout_s: Seconds = 0.0
+
+
+class Deactivated(Envelope):
+    kind: Literal["deactivated"] = "deactivated"
+    host: Name
+    service: Name
+    build_id: BuildId
+    generation: GenerationNumber | None = None
+
+
+# --- health --------------------------------------------------------------------------
+
+
+class HealthReported(Envelope):
+    kind: Literal["health_reported"] = "health_reported"
+    host: Name
+    service: Name | None = None
+    state: Literal["ok", "warning", "critical"]
+    metric: float | None = Field(default=None, allow_inf_nan=False)
+    description: Text = ""
+    ttl_s: Seconds | None = None
+
+
+# --- generations ---------------------------------------------------------------------
+
+
+class GenerationPlanned(Envelope):
+    """A coordinator generation: the desired manifest of an environment.
+
+    ``number`` may be left out: the ledger then gives the next number of the env.
+    When given, it must be exactly that next number (numbers have no gaps).
+    """
+
+    kind: Literal["generation_planned"] = "generation_planned"
+    number: GenerationNumber | None = None
+    parent: GenerationNumber | None = None
+    reason: Literal["deploy", "rollback", "reconstruct"] = "deploy"
+    target: GenerationNumber | None = None
+    source_revision: Label = ""
+    tags: tuple[Name, ...] = ()
+    manifest: tuple[ManifestEntry, ...] = Field(default=(), max_length=1_000_000)
+
+
+class GenerationCompleted(Envelope):
+    kind: Literal["generation_completed"] = "generation_completed"
+    number: GenerationNumber
+
+
+class GenerationFailed(Envelope):
+    kind: Literal["generation_failed"] = "generation_failed"
+    number: GenerationNumber
+    reason: Text = ""
+
+
+# --- host reports --------------------------------------------------------------------
+
+
+class HostReported(Envelope):
+    """What an agent found actually active on a host (its profile manifest)."""
+
+    kind: Literal["host_reported"] = "host_reported"
+    host: Name
+    manifest: tuple[ManifestEntry, ...] = Field(default=(), max_length=100_000)
+
+    @model_validator(mode="after")
+    def _entries_are_this_host(self) -> HostReported:
+        for index, entry in enumerate(self.manifest):
+            if entry.host != self.host:
+                raise ValueError(
+                    f"manifest[{index}] names host {entry.host!r}, not the reporting host"
+                )
+        return self
+
+
+LedgerEvent = Annotated[
+    BuildRecorded
+    | BuildFailed
+    | DistributionCompleted
+    | DistributionFailed
+    | ActivationCompleted
+    | ActivationFailed
+    | DrainStarted
+    | DrainCompleted
+    | DrainTimedOut
+    | Deactivated
+    | HealthReported
+    | GenerationPlanned
+    | GenerationCompleted
+    | GenerationFailed
+    | HostReported,
+    Field(discriminator="kind"),
+]
+
+EVENT_ADAPTER: TypeAdapter[LedgerEvent] = TypeAdapter(LedgerEvent)
+
+KINDS: dict[str, type[Envelope]] = {
+    cls.model_fields["kind"].default: cls
+    for cls in (
+        BuildRecorded,
+        BuildFailed,
+        DistributionCompleted,
+        DistributionFailed,
+        ActivationCompleted,
+        ActivationFailed,
+        DrainStarted,
+        DrainCompleted,
+        DrainTimedOut,
+        Deactivated,
+        HealthReported,
+        GenerationPlanned,
+        GenerationCompleted,
+        GenerationFailed,
+        HostReported,
+    )
+}
+"""Every kind, by its ``kind`` string."""
+
+
+def parse_event(data: bytes | str) -> LedgerEvent:
+    """Validate one event in the JSON form; raises ``pydantic.ValidationError``."""
+    return EVENT_ADAPTER.validate_json(data)
+
+
+def event_from_dict(data: dict[str, Any]) -> LedgerEvent:
+    return EVENT_ADAPTER.validate_python(data)
+
+
+def to_json_dict(event: Envelope) -> dict[str, Any]:
+    """The documented JSON form of an event (what ``ledger log --json`` prints)."""
+    return event.model_dump(mode="json")
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the event form, generated from the models."""
+    schema = EVENT_ADAPTER.json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://deploy-ledger.invalid/schema/ledger-event-v{SCHEMA_VERSION}.json"
+    schema["title"] = f"Deployment ledger event (schema version {SCHEMA_VERSION})"
+    return schema

@@ -1,0 +1,129 @@
+"""The ledger's PostgreSQL recorder: the library's events table, the event index, and
+triggers that make both append-only.
+
+See ``ledger.sqlite`` for what the index is for. Here the index rows are inserted in the
+library's pre-insert hook, in the same transaction as the events (before the library's
+``LOCK TABLE … IN EXCLUSIVE MODE``); rows are sorted by event id so that two writers
+racing on overlapping batches wait for each other instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from ledger.index import INDEX_TABLE, IndexedEvent, IndexRow
+
+REFUSE_FUNCTION = "ledger_refuse_change"
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        names = {
+            "schema": Identifier(self.datastore.schema),
+            "events": Identifier(self.events_table_name),
+            "index": Identifier(INDEX_TABLE),
+            "generation_index": Identifier(f"{INDEX_TABLE}_generation"),
+            "refuse": Identifier(REFUSE_FUNCTION),
+        }
+        statements = [
+            "CREATE TABLE IF NOT EXISTS {schema}.{index} ("
+            "event_id uuid PRIMARY KEY, "
+            "position bigint NOT NULL UNIQUE, "
+            "env text NOT NULL, "
+            "kind text NOT NULL, "
+            "planned_generation bigint, "
+            "digest text NOT NULL)",
+            "CREATE UNIQUE INDEX IF NOT EXISTS {generation_index} "
+            "ON {schema}.{index} (env, planned_generation) "
+            "WHERE planned_generation IS NOT NULL",
+            "CREATE OR REPLACE FUNCTION {schema}.{refuse}() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'the deployment ledger is append-only: % on % refused', "
+            "TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; "
+            "END $$",
+        ]
+        for table in ("events", "index"):
+            statements += [
+                "CREATE OR REPLACE TRIGGER ledger_append_only "
+                "BEFORE UPDATE OR DELETE ON {schema}.{%s} "
+                "FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()" % table,
+                "CREATE OR REPLACE TRIGGER ledger_no_truncate "
+                "BEFORE TRUNCATE ON {schema}.{%s} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()" % table,
+            ]
+        self.sql_create_statements += [SQL(s).format(**names) for s in statements]  # type: ignore[arg-type]
+        self._insert_index = SQL(
+            "INSERT INTO {schema}.{index} VALUES (%s, %s, %s, %s, %s, %s)"
+        ).format(**names)
+        self._select_ids = SQL(
+            "SELECT event_id, position, digest FROM {schema}.{index} WHERE event_id = ANY(%s)"
+        ).format(**names)
+        self._select_generation = SQL(
+            "SELECT env, MAX(planned_generation) AS last FROM {schema}.{index} "
+            "WHERE env = ANY(%s) GROUP BY env"
+        ).format(**names)
+        self._count_index = SQL("SELECT count(*) AS n FROM {schema}.{index}").format(**names)
+        self._has_tables = SQL(
+            "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL AS ok"
+        )
+
+    def _insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        *,
+        index_rows: Sequence[IndexRow] = (),
+        **_: Any,
+    ) -> None:
+        if index_rows:
+            curs.executemany(
+                self._insert_index,
+                [
+                    (r.event_id, r.position, r.env, r.kind, r.planned_generation, r.digest)
+                    for r in sorted(index_rows, key=lambda r: r.event_id)
+                ],
+            )
+
+    def has_tables(self) -> bool:
+        schema = self.datastore.schema
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                self._has_tables,
+                (f'"{schema}"."{self.events_table_name}"', f'"{schema}"."{INDEX_TABLE}"'),
+            )
+            row = curs.fetchone()
+            return bool(row and row["ok"])
+
+    def lookup_event_ids(self, event_ids: Iterable[UUID]) -> dict[UUID, IndexedEvent]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_ids, (list(event_ids),))
+            return {
+                row["event_id"]: IndexedEvent(position=row["position"], digest=row["digest"])
+                for row in curs.fetchall()
+            }
+
+    def last_generations(self, envs: Iterable[str]) -> dict[str, int]:
+        wanted = sorted(set(envs))
+        result = dict.fromkeys(wanted, 0)
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_generation, (wanted,))
+            for row in curs.fetchall():
+                result[row["env"]] = int(row["last"] or 0)
+        return result
+
+    def index_count(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._count_index)
+            row = curs.fetchone()
+            return int(row["n"]) if row else 0
