@@ -331,3 +331,57 @@ class Ledger(Application[UUID]):
 
     def count(self) -> int:
         return self.head()[0]
+
+
+@dataclass
+class BatchTotals:
+    stored: int = 0
+    skipped: int = 0
+    first: int | None = None
+    last: int | None = None
+
+
+def append_in_batches(
+    ledger: Ledger,
+    items: Iterable[tuple[int, Envelope]],
+    *,
+    source: Source,
+    batch_size: int = 1000,
+    unit: str = "lines",
+    on_batch: Callable[[int], None] | None = None,
+) -> BatchTotals:
+    """Append numbered events (line numbers, say) in batches of one transaction each.
+
+    A batch that conflicts is refused whole; the error names its numbers and says how
+    many events before it were stored (a re-run skips those).
+    """
+    totals = BatchTotals()
+    batch: list[tuple[int, Envelope]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        try:
+            results = ledger.append([event for _, event in batch], source=source)
+        except EventConflict as error:
+            raise EventConflict(
+                f"{unit} {batch[0][0]}-{batch[-1][0]}: {error}; the {totals.stored} new "
+                f"events before them were stored, a re-run skips them"
+            ) from None
+        for result in results:
+            if result.new:
+                totals.stored += 1
+                totals.first = result.position if totals.first is None else totals.first
+                totals.last = result.position
+            else:
+                totals.skipped += 1
+        if on_batch is not None:
+            on_batch(len(batch))
+        batch.clear()
+
+    for item in items:
+        batch.append(item)
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    return totals

@@ -1,0 +1,1 @@
+"""The ``ledger`` command line: thin click commands over the ``ledger`` package."""

@@ -1,0 +1,56 @@
+"""Every error the CLI can end with, mapped to what a person reads and an exit code."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import psycopg
+from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
+
+from ledger.errors import (
+    InvalidInput,
+    StoreNotInitialised,
+    StoreUnavailable,
+    TamperDetected,
+)
+from ledger.importers.jsonl import IngestRefused, field_path
+
+OK = 0
+FAILURE = 1
+BAD_INPUT = 2
+TAMPERED = 3
+
+
+def explain(error: Exception) -> tuple[int, list[str]]:
+    """The exit code and the lines to print for ``error``."""
+    if isinstance(error, IngestRefused):
+        lines = [f"Error: {error.bad_lines} of {error.lines} lines are invalid; nothing was stored."]
+        lines += [f"  {line_error}" for line_error in error.errors]
+        if error.bad_lines > len(error.errors):
+            lines.append(f"  … and more: only the first {len(error.errors)} errors are shown")
+        return BAD_INPUT, lines
+    if isinstance(error, ValidationError):
+        return BAD_INPUT, [
+            "Error: the event is invalid; nothing was stored.",
+            *(
+                f"  {field_path(tuple(e['loc'])) or 'event'}: {e['msg']}"
+                for e in error.errors(include_url=False)
+            ),
+        ]
+    if isinstance(error, InvalidInput):
+        return BAD_INPUT, [f"Error: {error}"]
+    if isinstance(error, TamperDetected):
+        return TAMPERED, [f"Error: {error}"]
+    if isinstance(error, StoreNotInitialised | StoreUnavailable):
+        return FAILURE, [f"Error: {error}"]
+    if isinstance(error, PersistenceError | psycopg.Error | sqlite3.Error):
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return FAILURE, [
+            f"Error: the ledger store failed: {first_line}",
+            "  Check that the database is running and LEDGER_URL / --ledger points at it.",
+        ]
+    return FAILURE, [
+        f"Error: unexpected {type(error).__name__}: {error}",
+        "  Run again with --debug for the traceback, and report it if it persists.",
+    ]

@@ -1,0 +1,308 @@
+"""``ledger record``, ``ingest``, ``log`` and ``schema``: putting events in, reading them out."""
+
+from __future__ import annotations
+
+import collections
+import getpass
+import json
+import socket
+import sys
+from datetime import UTC, date, datetime
+from typing import IO, Any, Literal, get_args, get_origin
+from uuid import uuid4
+
+import click
+
+from cli import output
+from cli.session import Session, pass_session
+from ledger.application import StoredFact
+from ledger.errors import InvalidInput
+from ledger.events import EVENT_ADAPTER, KINDS, Envelope, json_schema
+from ledger.importers.jsonl import ingest as ingest_jsonl
+
+ENVELOPE_FIELDS = {*Envelope.model_fields, "kind"}
+LIST_OF_OBJECTS = {"closure", "manifest"}
+DEFAULT_TABLE_ROWS = 50
+
+KIND_EXAMPLES = {
+    "build_recorded": "--env production --service api --version 2.4.1 "
+    "--build-id 0c9w2k…(32 chars) --artifact /nix/store/0c9w…-api-2.4.1 --closure closure.json",
+    "activation_completed": "--env production --host web-001 --service api "
+    "--build-id 0c9w2k… --generation 42 --duration-s 3.2",
+    "activation_failed": "--env production --host web-001 --service api --build-id 0c9w2k… "
+    "--generation 42 --reason 'health check failed' --exit-code 1",
+    "health_reported": "--env production --host web-001 --service api --state critical "
+    "--description 'p99 latency 2.3 s' --ttl-s 60",
+    "generation_planned": "--env production --parent 41 --reason deploy --manifest manifest.json",
+}
+
+
+def _default_actor() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _choices(annotation: Any) -> list[str] | None:
+    """The allowed values of a ``Literal`` field (also inside ``X | None``)."""
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    for arg in get_args(annotation):
+        if get_origin(arg) is Literal:
+            return [str(a) for a in get_args(arg)]
+    return None
+
+
+def _read_json_list(stream: IO[bytes], option: str) -> list[Any]:
+    try:
+        value = json.loads(stream.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{option}: not valid JSON ({error})") from None
+    if not isinstance(value, list):
+        raise InvalidInput(f"{option}: expected a JSON array of objects")
+    return value
+
+
+def _record_command(kind: str, model: type[Envelope]) -> click.Command:
+    params: list[click.Parameter] = [
+        click.Option(["--env"], required=True, help="Environment, e.g. production."),
+        click.Option(
+            ["--actor"], default=_default_actor, show_default="user@host", help="Who reports it."
+        ),
+        click.Option(
+            ["--occurred-at"],
+            default=None,
+            help="When it happened (ISO 8601 with a timezone; default: now).",
+        ),
+        click.Option(
+            ["--event-id"],
+            default=None,
+            help="Idempotency key (default: a new UUID). Re-use it to retry safely.",
+        ),
+        click.Option(["--json", "as_json"], is_flag=True, help="Print the result as JSON."),
+    ]
+    for name, info in model.model_fields.items():
+        if name in ENVELOPE_FIELDS:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name in LIST_OF_OBJECTS:
+            params.append(
+                click.Option(
+                    [flag, name],
+                    type=click.File("rb"),
+                    help=f"JSON file holding the {name} (an array of objects; - for stdin).",
+                )
+            )
+        elif get_origin(info.annotation) is tuple:
+            params.append(click.Option([flag, name], multiple=True, help="May be repeated."))
+        else:
+            choices = _choices(info.annotation)
+            params.append(
+                click.Option(
+                    [flag, name],
+                    required=info.is_required(),
+                    type=click.Choice(choices) if choices else None,
+                    help=(info.description or "") or None,
+                )
+            )
+
+    @pass_session
+    def callback(session: Session, **values: Any) -> None:
+        as_json = values.pop("as_json")
+        data: dict[str, Any] = {
+            "kind": kind,
+            "event_id": values.pop("event_id") or str(uuid4()),
+            "env": values.pop("env"),
+            "actor": values.pop("actor"),
+            "occurred_at": values.pop("occurred_at") or datetime.now(UTC).isoformat(),
+        }
+        for name, value in values.items():
+            if name in LIST_OF_OBJECTS:
+                if value is not None:
+                    data[name] = _read_json_list(value, "--" + name)
+            elif value is not None and value != ():
+                data[name] = value
+        # Options arrive as strings: validate leniently here (the models are strict
+        # for JSON input), so "--generation 42" means the number 42.
+        event = EVENT_ADAPTER.validate_python(data, strict=False)
+        result = session.open().append([event], source="cli")[0]
+        if as_json:
+            output.print_json(
+                {"event_id": str(result.event_id), "position": result.position, "new": result.new}
+            )
+        else:
+            output.appended(result, kind)
+
+    doc = (model.__doc__ or "").strip().splitlines()
+    summary = doc[0] if doc and not doc[0].startswith("Fields") else kind.replace("_", " ")
+    example = KIND_EXAMPLES.get(kind, "--env production …")
+    return click.Command(
+        name=kind.replace("_", "-"),
+        params=params,
+        callback=callback,
+        help=f"{summary}\n\n\b\nExample:\n  ledger record {kind.replace('_', '-')} {example}",
+        short_help=summary,
+    )
+
+
+@click.group()
+def record() -> None:
+    """Record one event; prints the position it was stored at.
+
+    Each kind of event is a subcommand with its own options (see
+    `ledger record KIND --help`). Lists of objects (a build's closure, a generation's
+    manifest) are read from a JSON file.
+
+    \b
+    Example:
+      ledger record activation-failed --env production --host web-001 \\
+        --service api --build-id 0c9w2k7q0mbw4a1q2x5lq9lq0pb1jr4x \\
+        --generation 42 --reason "health check failed" --exit-code 1
+    """
+
+
+for _kind, _model in KINDS.items():
+    record.add_command(_record_command(_kind, _model))
+
+
+@click.command()
+@click.argument("file", type=click.File("rb"))
+@click.option("--batch-size", default=1000, show_default=True, help="Events per transaction.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_session
+def ingest(session: Session, file: IO[bytes], batch_size: int, as_json: bool) -> None:
+    """Append events from a JSON Lines file (one event per line; - reads stdin).
+
+    The whole file is checked first: if any line is invalid, every bad line is
+    reported (line, field, reason) and nothing is stored. Lines whose event_id is
+    already stored are skipped and counted, so re-running an ingest is safe.
+
+    \b
+    Example:
+      ledger ingest events.jsonl
+      ledger log --json | LEDGER_URL=copy.db ledger ingest -
+    """
+    ledger = session.open()
+    with output.progress_bars(["checking", "appending"], _size(file), unit="bytes") as advance:
+        report = ingest_jsonl(
+            ledger, file, source="file", batch_size=batch_size, progress=advance
+        )
+    if as_json:
+        output.print_json(report.__dict__)
+    else:
+        output.ingest_report(report)
+
+
+def _size(file: IO[bytes]) -> int | None:
+    try:
+        return file.seek(0, 2) if file.seekable() else None
+    finally:
+        if file.seekable():
+            file.seek(0)
+
+
+def _timestamp(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date or an ISO 8601 time such as 2026-03-11T14:10:00Z",
+            param_hint=option,
+        ) from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(
+            f"{value!r} has no timezone; add Z for UTC (2026-03-11T14:10:00Z)", param_hint=option
+        )
+    return parsed.astimezone(UTC)
+
+
+@click.command()
+@click.option("--env", help="Only this environment.")
+@click.option("--host", help="Only events about this host.")
+@click.option("--service", help="Only events about this service.")
+@click.option(
+    "--kind", "kinds", multiple=True, type=click.Choice(sorted(KINDS)), help="Only these kinds."
+)
+@click.option("--since", help="Occurred at or after (date or ISO 8601 time with timezone).")
+@click.option("--until", help="Occurred before (date or ISO 8601 time with timezone).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    help=f"Show the last N matching events (default: {DEFAULT_TABLE_ROWS} in the table, "
+    "all with --json; 0 = all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines in the documented event form.")
+@pass_session
+def log(
+    session: Session,
+    env: str | None,
+    host: str | None,
+    service: str | None,
+    kinds: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Show recorded events in ledger order, filtered.
+
+    `--json` prints exactly the documented event form, one event per line, so the
+    output can be ingested into another ledger.
+
+    \b
+    Example:
+      ledger log --env production --host web-001 --since 2026-01-05
+      ledger log --kind activation_failed --kind generation_failed
+      ledger log --json | LEDGER_URL=copy.db ledger ingest -
+    """
+    start = _timestamp(since, "--since")
+    end = _timestamp(until, "--until")
+    ledger = session.open()
+
+    def wanted(fact: StoredFact) -> bool:
+        event = fact.event
+        if env is not None and event["env"] != env:
+            return False
+        if host is not None and event.get("host") != host:
+            return False
+        if service is not None and event.get("service") != service:
+            return False
+        if start is not None or end is not None:
+            occurred = datetime.fromisoformat(event["occurred_at"])
+            if start is not None and occurred < start:
+                return False
+            if end is not None and occurred >= end:
+                return False
+        return True
+
+    matching = (fact for fact in ledger.facts(kinds=kinds) if wanted(fact))
+    if limit is None:
+        limit = 0 if as_json else DEFAULT_TABLE_ROWS
+    count = 0
+    if as_json and limit == 0:
+        output.print_json_lines(fact.event for fact in matching)
+        return
+    shown: collections.deque[StoredFact] = collections.deque(maxlen=limit or None)
+    for fact in matching:
+        count += 1
+        shown.append(fact)
+    if as_json:
+        output.print_json_lines(fact.event for fact in shown)
+    else:
+        output.facts_table(list(shown), matching=count)
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of the event form (generated from the models).
+
+    \b
+    Example:
+      ledger schema > docs/schema/ledger-event.schema.json
+    """
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")

@@ -1,0 +1,75 @@
+"""The ``ledger`` command: the root group, shared options and the one place errors end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cli import demo, events, store
+from cli.errors import explain
+from cli.output import error_console
+from cli.session import Session
+from ledger.store import URL_VARIABLE, default_url
+
+
+class LedgerGroup(click.Group):
+    """Turns every failure into one sentence and an exit code (tracebacks with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            code, lines = explain(error)
+            for line in lines:
+                error_console().print(line, markup=False, highlight=False)
+            ctx.exit(code)
+
+
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--ledger",
+    "url",
+    envvar=URL_VARIABLE,
+    default=default_url,
+    show_default="./ledger.db",
+    metavar="URL",
+    help=f"SQLite file or postgresql:// URL of the ledger (env: {URL_VARIABLE}).",
+)
+@click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
+@click.version_option(package_name="deploy-ledger")
+@click.pass_context
+def root(ctx: click.Context, url: str, debug: bool) -> None:
+    """An append-only, tamper-evident ledger of everything deployed on a fleet.
+
+    Every build, distribution, activation, drain and health event is appended to one
+    hash-chained stream. Exit codes: 0 ok, 1 the store failed, 2 bad input,
+    3 verification found tampering.
+
+    \b
+    Example:
+      ledger demo                      # a 300-host demo fleet in ./ledger.db
+      ledger log --env production --kind activation_failed
+      LEDGER_URL=postgresql://ledger@db/ledger ledger verify
+    """
+    ctx.obj = Session(url=url, debug=debug)
+
+
+for command in (
+    store.init,
+    events.record,
+    events.ingest,
+    events.log,
+    store.verify,
+    events.schema,
+    demo.demo,
+):
+    root.add_command(command)
+
+
+def main() -> None:
+    root(prog_name="ledger")

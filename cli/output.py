@@ -1,0 +1,198 @@
+"""All rendering of the CLI: tables for people, JSON for scripts, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import cache
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ledger.application import Appended, StoredFact, Verification
+from ledger.importers.jsonl import IngestReport
+from ledger.summary import LedgerSummary
+
+
+@cache
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+@cache
+def error_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def print_json_lines(values: Iterable[dict[str, Any]]) -> None:
+    write = sys.stdout.buffer.write
+    for value in values:
+        write(orjson.dumps(value) + b"\n")
+    sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def progress_bars(
+    phases: Sequence[str], total: int | None, *, unit: str = "items"
+) -> Iterator[Callable[[str, int], None]]:
+    """One bar per phase on standard error when it is a terminal; silent otherwise."""
+    columns = [
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        DownloadColumn() if unit == "bytes" else MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(
+        *columns, console=error_console(), transient=True, disable=not error_console().is_terminal
+    ) as progress:
+        tasks = {phase: progress.add_task(phase, total=total) for phase in phases}
+        yield lambda phase, n: progress.advance(tasks[phase], n)
+
+
+@contextlib.contextmanager
+def progress_bar(
+    description: str, total: int | None, *, unit: str = "items"
+) -> Iterator[Callable[[int], None]]:
+    with progress_bars([description], total, unit=unit) as advance:
+        yield lambda n: advance(description, n)
+
+
+def _when(value: str | None) -> str:
+    return "" if not value else value.replace("T", " ")[:19] + "Z"
+
+
+def _short(build_id: str | None) -> str:
+    return "" if not build_id else build_id[:12]
+
+
+def _detail(event: dict[str, Any]) -> str:
+    kind = event["kind"]
+    if kind == "build_recorded":
+        return f"{event['version']} {_short(event['build_id'])} ({len(event['closure'])} paths)"
+    if kind == "generation_planned":
+        target = f" → {event['target']}" if event.get("target") else ""
+        return f"gen {event['number']} {event['reason']}{target}, {len(event['manifest'])} placements"
+    if kind in ("generation_completed", "generation_failed"):
+        return f"gen {event['number']} {event.get('reason', '')}".rstrip()
+    if kind == "health_reported":
+        return f"{event['state']} {event.get('description', '')}".rstrip()
+    if kind == "host_reported":
+        return f"{len(event['manifest'])} services active"
+    parts = [_short(event.get("build_id"))]
+    if event.get("generation"):
+        parts.append(f"gen {event['generation']}")
+    if event.get("reason"):
+        parts.append(str(event["reason"]).splitlines()[0][:60])
+    return " ".join(p for p in parts if p)
+
+
+def facts_table(facts: list[StoredFact], *, matching: int) -> None:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("pos", "occurred (UTC)", "env", "kind", "host", "service", "detail"):
+        table.add_column(column, justify="right" if column == "pos" else "left", no_wrap=True)
+    for fact in facts:
+        event = fact.event
+        style = "red" if event["kind"].endswith(("_failed", "_timed_out")) else None
+        table.add_row(
+            str(fact.position),
+            _when(event["occurred_at"]),
+            event["env"],
+            event["kind"],
+            event.get("host") or "",
+            event.get("service") or "",
+            _detail(event),
+            style=style,
+        )
+    console().print(table)
+    if matching > len(facts):
+        console().print(
+            f"[dim]showing the last {len(facts)} of {matching} matching events; "
+            f"--limit 0 shows all[/dim]"
+        )
+    elif not facts:
+        console().print("[dim]no events match[/dim]")
+
+
+def appended(result: Appended, kind: str) -> None:
+    if result.new:
+        console().print(f"Recorded {kind} at position {result.position} (event {result.event_id}).")
+    else:
+        console().print(
+            f"Already recorded at position {result.position} (event {result.event_id}); "
+            "nothing new was stored."
+        )
+
+
+def ingest_report(report: IngestReport) -> None:
+    where = (
+        f" at positions {report.first_position}–{report.last_position}"
+        if report.first_position is not None
+        else ""
+    )
+    console().print(
+        f"Ingested {report.lines} lines: {report.stored} new events stored{where}, "
+        f"{report.skipped} already stored (skipped)."
+    )
+
+
+def verification(result: Verification, where: str) -> None:
+    if result.intact:
+        console().print(
+            f"[green]Intact[/green]: {result.events} events in {where}, every hash and "
+            f"position checks out.\nHead: position {result.events}, hash {result.head_hash}"
+        )
+    else:
+        console().print(
+            f"[red]TAMPERED[/red]: {where} fails verification at position "
+            f"{result.bad_position}.\n{result.reason}.\n"
+            f"The {result.events} events before it verify."
+        )
+
+
+def summary_view(summary: LedgerSummary, result: Verification, where: str) -> None:
+    console().print(f"[bold]Deployment ledger[/bold] at {where}")
+    console().print(
+        f"  {summary.events} events · {summary.hosts} hosts · {summary.services} services · "
+        f"{len(summary.envs)} environments · {summary.builds} builds"
+    )
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in (
+        "env",
+        "hosts",
+        "services",
+        "generations",
+        "completed",
+        "failed",
+        "rollbacks",
+        "failed activations",
+    ):
+        table.add_column(column, justify="left" if column == "env" else "right")
+    for name, env in sorted(summary.envs.items()):
+        table.add_row(
+            name,
+            str(len(env.hosts)),
+            str(len(env.services)),
+            str(env.generations),
+            str(env.completed),
+            str(env.failed),
+            str(env.rollbacks),
+            str(env.failed_activations),
+        )
+    console().print(table)
+    state = "[green]intact[/green]" if result.intact else f"[red]TAMPERED at {result.bad_position}[/red]"
+    console().print(f"  verify: {state} (head hash {result.head_hash[:16]}…)")

@@ -1,0 +1,1 @@
+"""Importers: turn external records (JSON Lines; later Nix and CycloneDX) into events."""

@@ -1,0 +1,191 @@
+"""JSON Lines ingest: one event per line, all-or-nothing validation, batched appends.
+
+An ingest makes two passes. The first validates every line (schema, event-id clashes
+with what is stored, generation numbers) and collects every error with its line number;
+if there is any, the whole file is refused and nothing is stored. The second appends
+in batches. Small inputs keep their parsed events between the passes; large ones are
+parsed again so memory stays bounded whatever the file size. Standard input is spooled
+to a temporary file so it can be read twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from ledger.application import CheckState, Ledger, append_in_batches
+from ledger.errors import InvalidInput
+from ledger.events import KINDS, Envelope, LedgerEvent, Source, parse_event
+
+BATCH_SIZE = 1000
+KEEP_PARSED_BYTES = 32 * 1024 * 1024
+"""Inputs up to this size keep their parsed events between the two passes."""
+MAX_REPORTED_ERRORS = 100
+
+
+@dataclass(frozen=True)
+class LineError:
+    """What is wrong with one line: ``field`` is a dotted path, empty for the whole line."""
+
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", field {self.field}" if self.field else "")
+        return f"{where}: {self.reason}"
+
+
+class IngestRefused(InvalidInput):
+    """The input has invalid lines; nothing was stored."""
+
+    def __init__(self, errors: list[LineError], bad_lines: int, lines: int) -> None:
+        self.errors = errors
+        self.bad_lines = bad_lines
+        self.lines = lines
+        super().__init__(
+            f"{bad_lines} of {lines} lines are invalid, nothing was stored; first: {errors[0]}"
+        )
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    lines: int
+    stored: int
+    skipped: int
+    first_position: int | None
+    last_position: int | None
+
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes just processed."""
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """``('build_recorded', 'closure', 3, 'hash')`` -> ``closure[3].hash``."""
+    parts = list(loc)
+    if parts and parts[0] in KINDS:  # the tagged union's branch name
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).startswith(("function-", "tagged-union")):
+            path += ("." if path else "") + str(part)
+    return path
+
+
+def parse_line(number: int, raw: bytes) -> LedgerEvent | list[LineError]:
+    """Parse one line, or say everything that is wrong with it."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return [LineError(number, "", f"not valid UTF-8 (byte at offset {error.start})")]
+    try:
+        return parse_event(raw)
+    except ValidationError as error:
+        return [_line_error(number, e) for e in error.errors(include_url=False)]
+    except RecursionError:
+        return [LineError(number, "", "JSON nested too deeply")]
+
+
+def _line_error(number: int, detail: Any) -> LineError:
+    kind = detail["type"]
+    if kind == "json_invalid":
+        return LineError(number, "", f"not valid JSON ({detail['ctx']['error']})")
+    if kind == "union_tag_not_found":
+        return LineError(number, "kind", "missing: every event needs a kind")
+    if kind == "union_tag_invalid":
+        return LineError(
+            number, "kind", f"unknown kind {detail['ctx']['tag']!r}; expected one of "
+            f"{detail['ctx']['expected_tags']}"
+        )
+    if kind == "model_attributes_type":
+        return LineError(number, "", "expected a JSON object")
+    return LineError(number, field_path(tuple(detail["loc"])), detail["msg"])
+
+
+def _lines(stream: IO[bytes], progress: Progress | None) -> Iterator[tuple[int, bytes]]:
+    for number, raw in enumerate(stream, start=1):
+        if progress is not None:
+            progress(len(raw))
+        stripped = raw.strip()
+        if stripped:
+            yield number, stripped
+
+
+def ingest(
+    ledger: Ledger,
+    stream: IO[bytes],
+    *,
+    source: Source = "file",
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[str, int], None] | None = None,
+) -> IngestReport:
+    """Validate the whole input, then append it in batches; see the module docstring.
+
+    ``progress(phase, bytes)`` is told how far each pass ("checking", "appending") got.
+    Raises ``IngestRefused`` when any line is invalid (nothing is stored).
+    """
+    if not stream.seekable():
+        spool = tempfile.TemporaryFile()
+        shutil.copyfileobj(stream, spool)
+        spool.seek(0)
+        stream = spool
+    stream.seek(0, 2)
+    keep = stream.tell() <= KEEP_PARSED_BYTES
+    stream.seek(0)
+
+    kept: list[tuple[int, Envelope]] = []
+    errors: list[LineError] = []
+    bad_lines = 0
+    lines = 0
+    state = CheckState()
+    batch: list[tuple[int, Envelope]] = []
+
+    def check_batch() -> None:
+        nonlocal bad_lines
+        for problem in ledger.check([event for _, event in batch], state):
+            bad_lines += 1
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors.append(LineError(batch[problem.index][0], "", problem.message))
+        batch.clear()
+
+    def tell(phase: str) -> Progress | None:
+        return None if progress is None else (lambda n: progress(phase, n))
+
+    for number, raw in _lines(stream, tell("checking")):
+        lines = number
+        parsed = parse_line(number, raw)
+        if isinstance(parsed, list):
+            bad_lines += 1
+            errors.extend(parsed[: MAX_REPORTED_ERRORS - len(errors)])
+            continue
+        batch.append((number, parsed))
+        if keep:
+            kept.append((number, parsed))
+        if len(batch) >= batch_size:
+            check_batch()
+    check_batch()
+    if bad_lines:
+        errors.sort(key=lambda e: e.line)
+        raise IngestRefused(errors, bad_lines, lines)
+
+    if keep:
+        parsed_events: Iterator[tuple[int, Envelope]] = iter(kept)
+        if progress is not None:
+            progress("appending", stream.tell())
+    else:
+        stream.seek(0)
+        parsed_events = (
+            (number, event)
+            for number, raw in _lines(stream, tell("appending"))
+            if not isinstance(event := parse_line(number, raw), list)
+        )
+    totals = append_in_batches(ledger, parsed_events, source=source, batch_size=batch_size)
+    return IngestReport(lines, totals.stored, totals.skipped, totals.first, totals.last)
