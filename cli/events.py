@@ -78,7 +78,8 @@ def _record_command(kind: str, model: type[Envelope]) -> click.Command:
         click.Option(
             ["--event-id"],
             default=None,
-            help="Idempotency key (default: a new UUID). Re-use it to retry safely.",
+            help="Idempotency key (default: a new UUID). Re-use it with the same "
+            "--occurred-at to retry safely.",
         ),
         click.Option(["--json", "as_json"], is_flag=True, help="Print the result as JSON."),
     ]

@@ -27,12 +27,13 @@ from ledger.summary import LedgerSummary
 
 @cache
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    # Pipes and files get wide lines rather than truncated columns.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 180)
 
 
 @cache
 def error_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:
