@@ -21,14 +21,15 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.persistence import IntegrityError, Notification, Transcoder
 
 from ledger.chain import GENESIS, content_digest, entry_hash
 from ledger.domain import CHAIN_ID, ENTRY_CLASSES, TOPICS, LedgerEntry
 from ledger.errors import EventConflict, StoreNotInitialised
-from ledger.events import Envelope, GenerationPlanned, Source
+from ledger.events import TIMESTAMP, Envelope, GenerationPlanned, Source
 from ledger.index import IndexedEvent, IndexRow, LedgerRecorder
 from ledger.store import StoreLocation
+from ledger.transcoder import LedgerTranscoder
 
 MAX_APPEND_ATTEMPTS = 100
 READ_BATCH = 500
@@ -104,11 +105,14 @@ class Ledger(Application[UUID]):
                 f"{location.display} holds no ledger yet: run `ledger init` first"
             )
 
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = LedgerTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
     # --- writing ----------------------------------------------------------------------
 
-    def append(
-        self, events: Sequence[Envelope], *, source: Source = "cli"
-    ) -> list[Appended]:
+    def append(self, events: Sequence[Envelope], *, source: Source = "cli") -> list[Appended]:
         """Append events in order, in one transaction; already stored ones are skipped.
 
         Raises ``EventConflict`` (and stores nothing) when an event id is stored with
@@ -130,7 +134,7 @@ class Ledger(Application[UUID]):
                 self.events.put(entries, index_rows=rows)
             except IntegrityError:
                 # Another writer moved the head (or stored one of these ids) first.
-                time.sleep(random.uniform(0, min(0.5, 0.005 * 2**min(attempt, 7))))
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** min(attempt, 7))))
                 continue
             return results
         raise EventConflict(f"gave up after {MAX_APPEND_ATTEMPTS} conflicting concurrent appends")
@@ -150,10 +154,10 @@ class Ledger(Application[UUID]):
             for env, last in self.store.last_generations(new_envs).items():
                 state.next_generation[env] = last + 1
         last_generation = {env: n - 1 for env, n in state.next_generation.items()}
-        _, _, rows, problems = self._plan(events, existing, last_generation, 0, GENESIS, "cli")
-        for row in rows:
-            if row.planned_generation is not None:
-                state.next_generation[row.env] = row.planned_generation + 1
+        _, _, _, problems = self._plan(
+            events, existing, last_generation, 0, GENESIS, "cli", dry_run=True
+        )
+        state.next_generation.update({env: n + 1 for env, n in last_generation.items()})
         return problems
 
     def _plan(
@@ -164,41 +168,41 @@ class Ledger(Application[UUID]):
         head_position: int,
         head_hash: str,
         source: Source,
+        *,
+        dry_run: bool = False,
     ) -> tuple[list[Appended], list[LedgerEntry], list[IndexRow], list[Problem]]:
-        now = datetime.now(UTC)
+        """Decide, for each event, whether it is new and where it goes; build the entries.
+
+        ``last_generation`` is updated in place with the numbers planned here. A dry run
+        (``check``) builds no entries, so validating a large input stays cheap.
+        """
+        now = TIMESTAMP.dump_python(datetime.now(UTC), mode="json")
         results: list[Appended] = []
         entries: list[LedgerEntry] = []
         rows: list[IndexRow] = []
         problems: list[Problem] = []
-        in_batch: dict[UUID, IndexedEvent] = {}
+        seen: dict[UUID, tuple[int, Envelope]] = {}
         position, prev_hash = head_position, head_hash
         for index, event in enumerate(events):
-            update: dict[str, Any] = {}
-            if event.recorded_at is None:
-                update["recorded_at"] = now
-            if event.source is None:
-                update["source"] = source
-            planned: int | None = None
-            if isinstance(event, GenerationPlanned):
-                planned = last_generation.get(event.env, 0) + 1
-                if event.number is None:
-                    update["number"] = planned
-            data = (event.model_copy(update=update) if update else event).model_dump(mode="json")
-            digest = content_digest(data)
-            known = existing.get(event.event_id) or in_batch.get(event.event_id)
-            if known is not None:
-                if known.digest != digest:
+            earlier = existing.get(event.event_id)
+            if earlier is None and event.event_id in seen:
+                seen_position, first = seen[event.event_id]
+                earlier = IndexedEvent(seen_position, _digest(first))
+            if earlier is not None:
+                if earlier.digest != _digest(event):
                     problems.append(
                         Problem(
                             index,
                             f"event_id {event.event_id} is already stored at position "
-                            f"{known.position} with different content",
+                            f"{earlier.position} with different content",
                         )
                     )
-                results.append(Appended(event.event_id, known.position, new=False))
+                results.append(Appended(event.event_id, earlier.position, new=False))
                 continue
-            if planned is not None:
-                if isinstance(event, GenerationPlanned) and event.number not in (None, planned):
+            planned: int | None = None
+            if isinstance(event, GenerationPlanned):
+                planned = last_generation.get(event.env, 0) + 1
+                if event.number not in (None, planned):
                     problems.append(
                         Problem(
                             index,
@@ -209,7 +213,18 @@ class Ledger(Application[UUID]):
                     continue
                 last_generation[event.env] = planned
             position += 1
-            digest_hash = entry_hash(position, prev_hash, data)
+            seen[event.event_id] = (position, event)
+            results.append(Appended(event.event_id, position, new=True))
+            if dry_run:
+                continue
+            data = event.model_dump(mode="json")
+            if data["recorded_at"] is None:
+                data["recorded_at"] = now
+            if data["source"] is None:
+                data["source"] = source
+            if planned is not None:
+                data["number"] = planned
+            entry_digest = entry_hash(position, prev_hash, data)
             entries.append(
                 ENTRY_CLASSES[data["kind"]](
                     originator_id=CHAIN_ID,
@@ -217,15 +232,15 @@ class Ledger(Application[UUID]):
                     timestamp=datetime.fromisoformat(data["recorded_at"]),
                     event=data,
                     prev_hash=prev_hash,
-                    hash=digest_hash,
+                    hash=entry_digest,
                 )
             )
             rows.append(
-                IndexRow(event.event_id, position, event.env, data["kind"], planned, digest)
+                IndexRow(
+                    event.event_id, position, event.env, data["kind"], planned, content_digest(data)
+                )
             )
-            in_batch[event.event_id] = IndexedEvent(position, digest)
-            results.append(Appended(event.event_id, position, new=True))
-            prev_hash = digest_hash
+            prev_hash = entry_digest
         return results, entries, rows, problems
 
     # --- reading ----------------------------------------------------------------------
@@ -385,3 +400,7 @@ def append_in_batches(
             flush()
     flush()
     return totals
+
+
+def _digest(event: Envelope) -> str:
+    return content_digest(event.model_dump(mode="json"))
