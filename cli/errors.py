@@ -25,7 +25,9 @@ TAMPERED = 3
 def explain(error: Exception) -> tuple[int, list[str]]:
     """The exit code and the lines to print for ``error``."""
     if isinstance(error, IngestRefused):
-        lines = [f"Error: {error.bad_lines} of {error.lines} lines are invalid; nothing was stored."]
+        lines = [
+            f"Error: {error.bad_lines} of {error.lines} lines are invalid; nothing was stored."
+        ]
         lines += [f"  {line_error}" for line_error in error.errors]
         if error.bad_lines > len(error.errors):
             lines.append(f"  … and more: only the first {len(error.errors)} errors are shown")

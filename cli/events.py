@@ -109,7 +109,7 @@ def _record_command(kind: str, model: type[Envelope]) -> click.Command:
             )
 
     @pass_session
-    def callback(session: Session, **values: Any) -> None:
+    def callback(session: Session, /, **values: Any) -> None:
         as_json = values.pop("as_json")
         data: dict[str, Any] = {
             "kind": kind,
@@ -186,9 +186,7 @@ def ingest(session: Session, file: IO[bytes], batch_size: int, as_json: bool) ->
     """
     ledger = session.open()
     with output.progress_bars(["checking", "appending"], _size(file), unit="bytes") as advance:
-        report = ingest_jsonl(
-            ledger, file, source="file", batch_size=batch_size, progress=advance
-        )
+        report = ingest_jsonl(ledger, file, source="file", batch_size=batch_size, progress=advance)
     if as_json:
         output.print_json(report.__dict__)
     else:

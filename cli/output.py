@@ -87,7 +87,9 @@ def _detail(event: dict[str, Any]) -> str:
         return f"{event['version']} {_short(event['build_id'])} ({len(event['closure'])} paths)"
     if kind == "generation_planned":
         target = f" → {event['target']}" if event.get("target") else ""
-        return f"gen {event['number']} {event['reason']}{target}, {len(event['manifest'])} placements"
+        return (
+            f"gen {event['number']} {event['reason']}{target}, {len(event['manifest'])} placements"
+        )
     if kind in ("generation_completed", "generation_failed"):
         return f"gen {event['number']} {event.get('reason', '')}".rstrip()
     if kind == "health_reported":
@@ -195,5 +197,9 @@ def summary_view(summary: LedgerSummary, result: Verification, where: str) -> No
             str(env.failed_activations),
         )
     console().print(table)
-    state = "[green]intact[/green]" if result.intact else f"[red]TAMPERED at {result.bad_position}[/red]"
+    state = (
+        "[green]intact[/green]"
+        if result.intact
+        else f"[red]TAMPERED at {result.bad_position}[/red]"
+    )
     console().print(f"  verify: {state} (head hash {result.head_hash[:16]}…)")

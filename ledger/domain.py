@@ -14,6 +14,7 @@ with a ``class_version`` and an upcaster.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -23,6 +24,7 @@ from eventsourcing.utils import get_topic
 CHAIN_ID: UUID = uuid5(NAMESPACE_URL, "https://deploy-ledger.invalid/chain")
 
 
+@dataclass(frozen=True)
 class LedgerEntry(DomainEvent):
     """A fact at one position of the chain.
 

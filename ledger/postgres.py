@@ -56,13 +56,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         for table in ("events", "index"):
             statements += [
                 "CREATE OR REPLACE TRIGGER ledger_append_only "
-                "BEFORE UPDATE OR DELETE ON {schema}.{%s} "
-                "FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()" % table,
+                f"BEFORE UPDATE OR DELETE ON {{schema}}.{{{table}}} "
+                "FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()",
                 "CREATE OR REPLACE TRIGGER ledger_no_truncate "
-                "BEFORE TRUNCATE ON {schema}.{%s} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()" % table,
+                f"BEFORE TRUNCATE ON {{schema}}.{{{table}}} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
             ]
-        self.sql_create_statements += [SQL(s).format(**names) for s in statements]  # type: ignore[arg-type]
+        self.sql_create_statements += [SQL(s).format(**names) for s in statements]
         self._insert_index = SQL(
             "INSERT INTO {schema}.{index} VALUES (%s, %s, %s, %s, %s, %s)"
         ).format(**names)

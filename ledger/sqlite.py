@@ -49,15 +49,21 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         c.executemany(
             self.insert_events_statement,
             [
-                (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-                 s.originator_version, s.topic, s.state)
+                (
+                    s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                    s.originator_version,
+                    s.topic,
+                    s.state,
+                )
                 for s in stored_events
             ],
         )
         c.executemany(
             f"INSERT INTO {INDEX_TABLE} VALUES (?,?,?,?,?,?)",
-            [(str(r.event_id), r.position, r.env, r.kind, r.planned_generation, r.digest)
-             for r in index_rows],
+            [
+                (str(r.event_id), r.position, r.env, r.kind, r.planned_generation, r.digest)
+                for r in index_rows
+            ],
         )
         c.execute(self.select_max_notification_id_statement)
         last = int(c.fetchone()[0])

@@ -28,26 +28,49 @@ FIELDS: dict[str, dict[str, Any]] = {
     },
     "build_failed": {"service": "api", "version": "2.4.2", "reason": "tests failed"},
     "distribution_completed": {
-        "host": "web-001", "service": "api", "build_id": BUILD_ID, "bytes": 1024, "duration_s": 1.5
+        "host": "web-001",
+        "service": "api",
+        "build_id": BUILD_ID,
+        "bytes": 1024,
+        "duration_s": 1.5,
     },
     "distribution_failed": {
-        "host": "web-001", "service": "api", "build_id": BUILD_ID, "reason": "disk full"
+        "host": "web-001",
+        "service": "api",
+        "build_id": BUILD_ID,
+        "reason": "disk full",
     },
     "activation_completed": {
-        "host": "web-001", "service": "api", "build_id": BUILD_ID, "generation": 1
+        "host": "web-001",
+        "service": "api",
+        "build_id": BUILD_ID,
+        "generation": 1,
     },
     "activation_failed": {
-        "host": "web-001", "service": "api", "build_id": BUILD_ID, "generation": 1,
-        "reason": "health check failed", "exit_code": 1, "log_excerpt": "line 1\nline 2",
+        "host": "web-001",
+        "service": "api",
+        "build_id": BUILD_ID,
+        "generation": 1,
+        "reason": "health check failed",
+        "exit_code": 1,
+        "log_excerpt": "line 1\nline 2",
     },
     "drain_started": {"host": "web-001", "service": "api", "build_id": BUILD_ID, "in_flight": 12},
     "drain_completed": {"host": "web-001", "service": "api", "build_id": BUILD_ID},
     "drain_timed_out": {
-        "host": "web-001", "service": "api", "build_id": BUILD_ID, "in_flight": 3, "timeout_s": 30
+        "host": "web-001",
+        "service": "api",
+        "build_id": BUILD_ID,
+        "in_flight": 3,
+        "timeout_s": 30,
     },
     "deactivated": {"host": "web-001", "service": "api", "build_id": BUILD_ID},
     "health_reported": {
-        "host": "web-001", "service": "api", "state": "critical", "metric": 2.5, "ttl_s": 60
+        "host": "web-001",
+        "service": "api",
+        "state": "critical",
+        "metric": 2.5,
+        "ttl_s": 60,
     },
     "generation_planned": {"reason": "deploy", "manifest": [ENTRY], "tags": ["release-1"]},
     "generation_completed": {"number": 1},

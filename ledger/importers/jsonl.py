@@ -102,8 +102,10 @@ def _line_error(number: int, detail: Any) -> LineError:
         return LineError(number, "kind", "missing: every event needs a kind")
     if kind == "union_tag_invalid":
         return LineError(
-            number, "kind", f"unknown kind {detail['ctx']['tag']!r}; expected one of "
-            f"{detail['ctx']['expected_tags']}"
+            number,
+            "kind",
+            f"unknown kind {detail['ctx']['tag']!r}; expected one of "
+            f"{detail['ctx']['expected_tags']}",
         )
     if kind == "model_attributes_type":
         return LineError(number, "", "expected a JSON object")
@@ -133,10 +135,10 @@ def ingest(
     Raises ``IngestRefused`` when any line is invalid (nothing is stored).
     """
     if not stream.seekable():
-        spool = tempfile.TemporaryFile()
-        shutil.copyfileobj(stream, spool)
-        spool.seek(0)
-        stream = spool
+        with tempfile.TemporaryFile() as spool:
+            shutil.copyfileobj(stream, spool)
+            spool.seek(0)
+            return ingest(ledger, spool, source=source, batch_size=batch_size, progress=progress)
     stream.seek(0, 2)
     keep = stream.tell() <= KEEP_PARSED_BYTES
     stream.seek(0)

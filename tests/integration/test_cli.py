@@ -82,9 +82,7 @@ def test_record_with_bad_input_exits_2_naming_the_field_and_stores_nothing(url: 
 
 
 def test_record_with_an_unknown_choice_exits_2(url: str) -> None:
-    result = run(
-        url, "record", "health-reported", "--env", "p", "--host", "h", "--state", "purple"
-    )
+    result = run(url, "record", "health-reported", "--env", "p", "--host", "h", "--state", "purple")
     assert result.exit_code == 2
     assert "'purple' is not one of" in result.output
 
@@ -139,11 +137,16 @@ def test_ingest_refuses_an_event_id_stored_with_other_content(url: str, tmp_path
     assert count(url) == 1
 
 
-def test_log_json_copies_a_ledger_and_reingesting_stores_nothing(
-    url: str, tmp_path: Path
-) -> None:
-    events = [event_dict(kind) for kind in ("build_recorded", "generation_planned",
-                                            "activation_completed", "generation_completed")]
+def test_log_json_copies_a_ledger_and_reingesting_stores_nothing(url: str, tmp_path: Path) -> None:
+    events = [
+        event_dict(kind)
+        for kind in (
+            "build_recorded",
+            "generation_planned",
+            "activation_completed",
+            "generation_completed",
+        )
+    ]
     run(url, "ingest", "-", input=jsonl(*events))
     exported = run(url, "log", "--json")
     assert exported.exit_code == 0

@@ -52,9 +52,7 @@ def hostile_line(draw: st.DrawFn) -> bytes:
         field = draw(st.sampled_from(NAME_FIELDS))
         event[field] = "x" * draw(st.integers(254, 200_000))
     elif how == "naive":
-        event["occurred_at"] = draw(
-            st.datetimes(timezones=st.none()).map(lambda d: d.isoformat())
-        )
+        event["occurred_at"] = draw(st.datetimes(timezones=st.none()).map(lambda d: d.isoformat()))
     elif how == "wrong_type":
         event[draw(st.sampled_from(REQUIRED_FIELDS))] = draw(NOT_A_STRING)
     elif how == "unknown_kind":
@@ -63,7 +61,7 @@ def hostile_line(draw: st.DrawFn) -> bytes:
         name = draw(st.text(min_size=1, max_size=20).filter(lambda n: n not in event))
         event[name] = draw(st.text(max_size=10))
     elif how == "missing":
-        del event[draw(st.sampled_from(REQUIRED_FIELDS + ["kind"]))]
+        del event[draw(st.sampled_from([*REQUIRED_FIELDS, "kind"]))]
     elif how == "bad_generation":
         event["generation"] = draw(
             st.one_of(st.integers(max_value=0), st.integers(min_value=2**62 + 1), st.text())
@@ -78,8 +76,10 @@ def hostile_line(draw: st.DrawFn) -> bytes:
     if how == "not_utf8":
         return text.replace("web-001", "web-\udcff", 1).encode("utf-8", "surrogateescape")
     if how == "not_an_object":
-        value = draw(st.one_of(st.lists(st.integers()), st.integers(), st.text(), st.booleans()))
-        return json.dumps(value).encode()
+        not_object: Any = draw(
+            st.one_of(st.lists(st.integers()), st.integers(), st.text(), st.booleans())
+        )
+        return json.dumps(not_object).encode()
     if how == "nested":
         depth = draw(st.integers(200, 20_000))
         return ("[" * depth + "]" * depth).encode()

@@ -38,6 +38,7 @@ class RawSQL:
     @contextmanager
     def cursor(self) -> Iterator[Any]:
         settings = self.ledger.location.settings
+        conn: Any
         if self.backend == "sqlite":
             conn = sqlite3.connect(settings["SQLITE_DBNAME"])
             try:
@@ -223,6 +224,6 @@ def test_postgres_refuses_update_delete_and_truncate(postgres_url: str, statemen
         ) as conn,
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"),
     ):
-        conn.execute(statement.format(table=raw.table, index=raw.index))  # type: ignore[arg-type]
+        conn.execute(statement.format(table=raw.table, index=raw.index))
     assert ledger.count() == 4
     assert ledger.verify().intact
