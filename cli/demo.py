@@ -6,7 +6,7 @@ import click
 
 from cli import output
 from cli.session import Session, pass_session
-from ledger.application import append_in_batches
+from ledger.application import append_in_batches, numbered_batches
 from ledger.demo import demo_fleet
 from ledger.summary import summarise
 
@@ -33,7 +33,7 @@ def demo(session: Session, hosts: int, services: int, seed: int) -> None:
     with output.progress_bar("recording demo fleet", None, unit="events") as advance:
         totals = append_in_batches(
             ledger,
-            enumerate(demo_fleet(hosts=hosts, services=services, seed=seed), start=1),
+            numbered_batches(demo_fleet(hosts=hosts, services=services, seed=seed)),
             source="demo",
             unit="events",
             on_batch=advance,

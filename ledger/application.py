@@ -358,24 +358,19 @@ class BatchTotals:
 
 def append_in_batches(
     ledger: Ledger,
-    items: Iterable[tuple[int, Envelope]],
+    batches: Iterable[Sequence[tuple[int, Envelope]]],
     *,
     source: Source,
-    batch_size: int = 1000,
     unit: str = "lines",
     on_batch: Callable[[int], None] | None = None,
 ) -> BatchTotals:
-    """Append numbered events (line numbers, say) in batches of one transaction each.
+    """Append batches of numbered events (line numbers, say), one transaction each.
 
     A batch that conflicts is refused whole; the error names its numbers and says how
     many events before it were stored (a re-run skips those).
     """
     totals = BatchTotals()
-    batch: list[tuple[int, Envelope]] = []
-
-    def flush() -> None:
-        if not batch:
-            return
+    for batch in batches:
         try:
             results = ledger.append([event for _, event in batch], source=source)
         except EventConflict as error:
@@ -392,14 +387,21 @@ def append_in_batches(
                 totals.skipped += 1
         if on_batch is not None:
             on_batch(len(batch))
-        batch.clear()
-
-    for item in items:
-        batch.append(item)
-        if len(batch) >= batch_size:
-            flush()
-    flush()
     return totals
+
+
+def numbered_batches(
+    events: Iterable[Envelope], size: int = 1000
+) -> Iterator[list[tuple[int, Envelope]]]:
+    """Number events from 1 and cut them into batches of ``size``."""
+    batch: list[tuple[int, Envelope]] = []
+    for item in enumerate(events, start=1):
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _digest(event: Envelope) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -25,6 +25,8 @@ from ledger.events import KINDS, Envelope, LedgerEvent, Source, parse_event
 BATCH_SIZE = 1000
 KEEP_PARSED_BYTES = 32 * 1024 * 1024
 """Inputs up to this size keep their parsed events between the two passes."""
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+"""A batch (one transaction) holds at most this much input, however large its events."""
 MAX_REPORTED_ERRORS = 100
 
 
@@ -121,6 +123,29 @@ def _lines(stream: IO[bytes], progress: Progress | None) -> Iterator[tuple[int, 
             yield number, stripped
 
 
+def _batches(
+    stream: IO[bytes],
+    batch_size: int,
+    progress: Progress | None,
+    on_error: Callable[[list[LineError]], None],
+) -> Iterator[list[tuple[int, Envelope]]]:
+    """Parsed events with their line numbers, in batches bounded by count and bytes."""
+    batch: list[tuple[int, Envelope]] = []
+    size = 0
+    for number, raw in _lines(stream, progress):
+        parsed = parse_line(number, raw)
+        if isinstance(parsed, list):
+            on_error(parsed)
+            continue
+        batch.append((number, parsed))
+        size += len(raw)
+        if len(batch) >= batch_size or size >= MAX_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 def ingest(
     ledger: Ledger,
     stream: IO[bytes],
@@ -139,55 +164,43 @@ def ingest(
             shutil.copyfileobj(stream, spool)
             spool.seek(0)
             return ingest(ledger, spool, source=source, batch_size=batch_size, progress=progress)
-    stream.seek(0, 2)
-    keep = stream.tell() <= KEEP_PARSED_BYTES
+    length = stream.seek(0, 2)
     stream.seek(0)
-
-    kept: list[tuple[int, Envelope]] = []
-    errors: list[LineError] = []
-    bad_lines = 0
-    lines = 0
-    state = CheckState()
-    batch: list[tuple[int, Envelope]] = []
-
-    def check_batch() -> None:
-        nonlocal bad_lines
-        for problem in ledger.check([event for _, event in batch], state):
-            bad_lines += 1
-            if len(errors) < MAX_REPORTED_ERRORS:
-                errors.append(LineError(batch[problem.index][0], "", problem.message))
-        batch.clear()
 
     def tell(phase: str) -> Progress | None:
         return None if progress is None else (lambda n: progress(phase, n))
 
-    for number, raw in _lines(stream, tell("checking")):
-        lines = number
-        parsed = parse_line(number, raw)
-        if isinstance(parsed, list):
-            bad_lines += 1
-            errors.extend(parsed[: MAX_REPORTED_ERRORS - len(errors)])
-            continue
-        batch.append((number, parsed))
-        if keep:
-            kept.append((number, parsed))
-        if len(batch) >= batch_size:
-            check_batch()
-    check_batch()
+    errors: list[LineError] = []
+    bad_lines: set[int] = set()
+
+    def refuse(line_errors: list[LineError]) -> None:
+        bad_lines.update(e.line for e in line_errors)
+        errors.extend(line_errors[: MAX_REPORTED_ERRORS - len(errors)])
+
+    kept: list[list[tuple[int, Envelope]]] = []
+    state = CheckState()
+    lines = 0
+    for batch in _batches(stream, batch_size, tell("checking"), refuse):
+        lines = batch[-1][0]
+        refuse(
+            [
+                LineError(batch[p.index][0], "", p.message)
+                for p in ledger.check([event for _, event in batch], state)
+            ]
+        )
+        if length <= KEEP_PARSED_BYTES:
+            kept.append(batch)
+    lines = max([lines, *bad_lines])
     if bad_lines:
         errors.sort(key=lambda e: e.line)
-        raise IngestRefused(errors, bad_lines, lines)
+        raise IngestRefused(errors, len(bad_lines), lines)
 
-    if keep:
-        parsed_events: Iterator[tuple[int, Envelope]] = iter(kept)
+    if length <= KEEP_PARSED_BYTES:
+        batches: Iterable[list[tuple[int, Envelope]]] = kept
         if progress is not None:
-            progress("appending", stream.tell())
+            progress("appending", length)
     else:
         stream.seek(0)
-        parsed_events = (
-            (number, event)
-            for number, raw in _lines(stream, tell("appending"))
-            if not isinstance(event := parse_line(number, raw), list)
-        )
-    totals = append_in_batches(ledger, parsed_events, source=source, batch_size=batch_size)
+        batches = _batches(stream, batch_size, tell("appending"), refuse)
+    totals = append_in_batches(ledger, batches, source=source)
     return IngestReport(lines, totals.stored, totals.skipped, totals.first, totals.last)
