@@ -12,8 +12,8 @@ from ledger.summary import summarise
 
 
 @click.command()
-@click.option("--hosts", default=300, show_default=True, type=click.IntRange(2, 100_000))
-@click.option("--services", default=30, show_default=True, type=click.IntRange(1, 1_000))
+@click.option("--hosts", default=300, show_default=True, type=click.IntRange(2, 2_000))
+@click.option("--services", default=30, show_default=True, type=click.IntRange(1, 500))
 @click.option("--seed", default=0, show_default=True, help="Same seed, same fleet.")
 @pass_session
 def demo(session: Session, hosts: int, services: int, seed: int) -> None:
@@ -27,7 +27,7 @@ def demo(session: Session, hosts: int, services: int, seed: int) -> None:
     \b
     Example:
       ledger demo
-      ledger --ledger /tmp/big.db demo --hosts 10000 --services 200 --seed 7
+      ledger --ledger /tmp/big.db demo --hosts 2000 --services 200 --seed 7
     """
     ledger = session.open(create=True)
     with output.progress_bar("recording demo fleet", None, unit="events") as advance:
