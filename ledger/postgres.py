@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -63,8 +64,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
             ]
         self.sql_create_statements += [SQL(s).format(**names) for s in statements]
+        # One statement with array parameters rather than executemany, which psycopg
+        # runs in pipeline mode.
         self._insert_index = SQL(
-            "INSERT INTO {schema}.{index} VALUES (%s, %s, %s, %s, %s, %s)"
+            "INSERT INTO {schema}.{index} SELECT * FROM unnest("
+            "%s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[])"
         ).format(**names)
         self._select_ids = SQL(
             "SELECT event_id, position, digest FROM {schema}.{index} WHERE event_id = ANY(%s)"
@@ -78,6 +82,29 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL AS ok"
         )
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's insert, without pipeline mode.
+
+        In pipeline mode (what the library uses) psycopg 3.3 hangs when one batch carries
+        more than about a megabyte — a few build events with large closures are enough:
+        the server waits for the rest of the message while the client waits to read.
+        The statements and their order are the library's: our index rows, then lock the
+        table, notify, insert the events and return their notification ids.
+        """
+        if not stored_events:
+            return []
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            self._insert_events(curs, stored_events, **kwargs)
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
     def _insert_events(
         self,
         curs: Cursor[DictRow],
@@ -87,13 +114,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         **_: Any,
     ) -> None:
         if index_rows:
-            curs.executemany(
-                self._insert_index,
-                [
-                    (r.event_id, r.position, r.env, r.kind, r.planned_generation, r.digest)
-                    for r in sorted(index_rows, key=lambda r: r.event_id)
-                ],
-            )
+            columns = list(zip(*sorted(index_rows, key=lambda r: r.event_id), strict=True))
+            curs.execute(self._insert_index, [list(column) for column in columns])
 
     def has_tables(self) -> bool:
         schema = self.datastore.schema

@@ -183,3 +183,21 @@ def test_concurrent_planners_on_sqlite_also_get_distinct_numbers(sqlite_url: str
         f.event["number"] for f in Ledger(locate(sqlite_url)).facts(kinds=["generation_planned"])
     ]
     assert numbers == list(range(1, 21))
+
+
+@pytest.mark.timeout(120)
+def test_a_batch_of_several_megabytes_is_stored(ledger: Ledger) -> None:
+    """Large closures make large batches: psycopg's pipeline mode used to hang on them."""
+    closure = [
+        {
+            "name": f"lib{i}",
+            "version": "1.0",
+            "store_path": f"/nix/store/{i:032d}-lib{i}-1.0",
+            "hash": f"sha256:{i:064x}",
+        }
+        for i in range(3000)
+    ]
+    builds = [make_event("build_recorded", closure=closure) for _ in range(8)]
+    results = ledger.append(builds)
+    assert [r.position for r in results] == list(range(1, 9))
+    assert ledger.verify().intact
