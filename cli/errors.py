@@ -14,7 +14,8 @@ from ledger.errors import (
     StoreUnavailable,
     TamperDetected,
 )
-from ledger.importers.jsonl import IngestRefused, field_path
+from ledger.events import describe_error
+from ledger.importers.jsonl import IngestRefused
 
 OK = 0
 FAILURE = 1
@@ -33,13 +34,11 @@ def explain(error: Exception) -> tuple[int, list[str]]:
             lines.append(f"  … and more: only the first {len(error.errors)} errors are shown")
         return BAD_INPUT, lines
     if isinstance(error, ValidationError):
-        return BAD_INPUT, [
-            "Error: the event is invalid; nothing was stored.",
-            *(
-                f"  {field_path(tuple(e['loc'])) or 'event'}: {e['msg']}"
-                for e in error.errors(include_url=False)
-            ),
-        ]
+        lines = ["Error: the event is invalid; nothing was stored."]
+        for detail in error.errors(include_url=False):
+            field, reason = describe_error(detail)
+            lines.append(f"  {field or 'event'}: {reason}")
+        return BAD_INPUT, lines
     if isinstance(error, InvalidInput):
         return BAD_INPUT, [f"Error: {error}"]
     if isinstance(error, TamperDetected):

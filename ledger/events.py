@@ -23,77 +23,42 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 SCHEMA_VERSION: Literal[1] = 1
 """Bump with an upcaster in ``ledger.domain`` when a kind changes incompatibly."""
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # exactly Unicode category Cc
-_CONTROL_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# String rules are patterns, checked inside pydantic-core (Rust) rather than by Python
+# validators called hundreds of times per build; ``describe_error`` turns a mismatch
+# back into a sentence that says what is wrong and where.
+_CC = r"\x00-\x1f\x7f-\x9f"  # exactly Unicode category Cc
+_CONTROL = re.compile(f"[{_CC}]")
+NAME_PATTERN = rf"^[^{_CC}\s](?:[^{_CC}]*[^{_CC}\s])?$"
+LABEL_PATTERN = rf"^(?:[^{_CC}\s](?:[^{_CC}]*[^{_CC}\s])?)?$"
+_CC_EXCEPT_NEWLINES = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_CONTROL_EXCEPT_NEWLINES = re.compile(f"[{_CC_EXCEPT_NEWLINES}]")
+TEXT_PATTERN = rf"^[^{_CC_EXCEPT_NEWLINES}]*$"
+HASH_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9+/=_.:-]{7,199}$"
 
-
-def _no_control_characters(value: str) -> str:
-    if found := _CONTROL.search(value):
-        raise ValueError(
-            f"control character {found.group()!r} at offset {found.start()} is not allowed"
-        )
-    if value != value.strip():
-        raise ValueError("leading or trailing whitespace is not allowed")
-    return value
-
-
-def _no_control_except_newlines(value: str) -> str:
-    if found := _CONTROL_EXCEPT_NEWLINES.search(value):
-        raise ValueError(
-            f"control character {found.group()!r} at offset {found.start()} is not allowed"
-        )
-    return value
-
-
-Name = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=253),
-    AfterValidator(_no_control_characters),
-]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=NAME_PATTERN)]
 """A host, service, env or actor name: non-empty, at most 253 characters, printable."""
 
-Label = Annotated[
-    str,
-    StringConstraints(max_length=253),
-    AfterValidator(_no_control_characters),
-]
+Label = Annotated[str, StringConstraints(max_length=253, pattern=LABEL_PATTERN)]
 """A short printable string that may be empty (a component version, a revision)."""
 
-Text = Annotated[
-    str, StringConstraints(max_length=8192), AfterValidator(_no_control_except_newlines)
-]
+Text = Annotated[str, StringConstraints(max_length=8192, pattern=TEXT_PATTERN)]
 """Free text for people: a reason, a description. Newlines and tabs are allowed."""
 
-LogExcerpt = Annotated[
-    str, StringConstraints(max_length=65536), AfterValidator(_no_control_except_newlines)
-]
+LogExcerpt = Annotated[str, StringConstraints(max_length=65536, pattern=TEXT_PATTERN)]
 
-_HASH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+/=_.:-]{7,199}$")
-
-
-def _hash_like(value: str) -> str:
-    if not _HASH_RE.match(value):
-        raise ValueError(
-            "expected a hash such as 'sha256:9f86d0…', a Nix narHash 'sha256-…' or a "
-            "32-character Nix store hash (8-200 characters of [A-Za-z0-9+/=_.:-])"
-        )
-    return value
-
-
-Hash = Annotated[str, AfterValidator(_hash_like)]
+Hash = Annotated[str, StringConstraints(pattern=HASH_PATTERN)]
 """A content or input hash in any of the usual spellings (hex, base32, SRI)."""
 
 BuildId = Hash
 """A build is named by its artifact's content or input hash."""
 
-Artifact = Annotated[
-    str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_no_control_characters)
-]
+Artifact = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NAME_PATTERN)]
 """What was built: a Nix store path, an image digest, a release tarball URL."""
 
 StorePath = Annotated[
@@ -404,3 +369,58 @@ def json_schema() -> dict[str, Any]:
     schema["$id"] = f"https://deploy-ledger.invalid/schema/ledger-event-v{SCHEMA_VERSION}.json"
     schema["title"] = f"Deployment ledger event (schema version {SCHEMA_VERSION})"
     return schema
+
+
+_PATTERN_PROBLEMS = {
+    HASH_PATTERN: "expected a hash such as 'sha256:9f86d0…', a Nix narHash 'sha256-…' or a "
+    "32-character Nix store hash (8-200 characters of [A-Za-z0-9+/=_.:-])",
+}
+
+
+def _string_problem(value: str, control: re.Pattern[str], *, trimmed: bool) -> str:
+    if found := control.search(value):
+        return f"control character {found.group()!r} at offset {found.start()} is not allowed"
+    if trimmed and value != value.strip():
+        return "leading or trailing whitespace is not allowed"
+    return "contains characters that are not allowed"
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """``('build_recorded', 'closure', 3, 'hash')`` -> ``closure[3].hash``."""
+    parts = list(loc)
+    if parts and parts[0] in KINDS:  # the tagged union's branch name
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).startswith(("function-", "tagged-union")):
+            path += ("." if path else "") + str(part)
+    return path
+
+
+def describe_error(detail: ErrorDetails) -> tuple[str, str]:
+    """The field path and a sentence for one pydantic validation error."""
+    kind = detail["type"]
+    ctx: dict[str, Any] = dict(detail.get("ctx") or {})
+    if kind == "json_invalid":
+        return "", f"not valid JSON ({ctx.get('error')})"
+    if kind == "union_tag_not_found":
+        return "kind", "missing: every event needs a kind"
+    if kind == "union_tag_invalid":
+        return (
+            "kind",
+            f"unknown kind {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}",
+        )
+    if kind == "model_attributes_type":
+        return field_path(tuple(detail["loc"])), "expected a JSON object"
+    message = detail["msg"]
+    if kind == "string_pattern_mismatch" and isinstance(detail["input"], str):
+        pattern = ctx.get("pattern")
+        if pattern in _PATTERN_PROBLEMS:
+            message = _PATTERN_PROBLEMS[pattern]
+        elif pattern == TEXT_PATTERN:
+            message = _string_problem(detail["input"], _CONTROL_EXCEPT_NEWLINES, trimmed=False)
+        else:
+            message = _string_problem(detail["input"], _CONTROL, trimmed=True)
+    return field_path(tuple(detail["loc"])), message

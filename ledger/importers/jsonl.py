@@ -14,13 +14,14 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from ledger.application import CheckState, Ledger, append_in_batches
 from ledger.errors import InvalidInput
-from ledger.events import KINDS, Envelope, LedgerEvent, Source, parse_event
+from ledger.events import Envelope, LedgerEvent, Source, describe_error, parse_event
 
 BATCH_SIZE = 1000
 KEEP_PARSED_BYTES = 32 * 1024 * 1024
@@ -68,20 +69,6 @@ Progress = Callable[[int], None]
 """Called with the number of bytes just processed."""
 
 
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """``('build_recorded', 'closure', 3, 'hash')`` -> ``closure[3].hash``."""
-    parts = list(loc)
-    if parts and parts[0] in KINDS:  # the tagged union's branch name
-        parts = parts[1:]
-    path = ""
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif not str(part).startswith(("function-", "tagged-union")):
-            path += ("." if path else "") + str(part)
-    return path
-
-
 def parse_line(number: int, raw: bytes) -> LedgerEvent | list[LineError]:
     """Parse one line, or say everything that is wrong with it."""
     try:
@@ -96,22 +83,9 @@ def parse_line(number: int, raw: bytes) -> LedgerEvent | list[LineError]:
         return [LineError(number, "", "JSON nested too deeply")]
 
 
-def _line_error(number: int, detail: Any) -> LineError:
-    kind = detail["type"]
-    if kind == "json_invalid":
-        return LineError(number, "", f"not valid JSON ({detail['ctx']['error']})")
-    if kind == "union_tag_not_found":
-        return LineError(number, "kind", "missing: every event needs a kind")
-    if kind == "union_tag_invalid":
-        return LineError(
-            number,
-            "kind",
-            f"unknown kind {detail['ctx']['tag']!r}; expected one of "
-            f"{detail['ctx']['expected_tags']}",
-        )
-    if kind == "model_attributes_type":
-        return LineError(number, "", "expected a JSON object")
-    return LineError(number, field_path(tuple(detail["loc"])), detail["msg"])
+def _line_error(number: int, detail: ErrorDetails) -> LineError:
+    field, reason = describe_error(detail)
+    return LineError(number, field, reason)
 
 
 def _lines(stream: IO[bytes], progress: Progress | None) -> Iterator[tuple[int, bytes]]:

@@ -75,7 +75,7 @@ def test_record_with_bad_input_exits_2_naming_the_field_and_stores_nothing(url: 
         "--state", "critical", "--occurred-at", "2026-03-11T14:10:00",
     )  # fmt: skip
     assert result.exit_code == 2
-    assert "host: Value error, control character" in result.output
+    assert "host: control character '\\x07' at offset 3 is not allowed" in result.output
     assert "occurred_at: Value error, timestamp must be timezone-aware" in result.output
     assert "Traceback" not in result.output
     assert count(url) == 0

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from ledger.chain import content_digest, entry_hash
-from ledger.events import KINDS, json_schema, parse_event, to_json_dict
+from ledger.events import KINDS, describe_error, json_schema, parse_event, to_json_dict
 from tests.factories import event_dict
 
 SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "schema" / "ledger-event.schema.json"
@@ -26,7 +26,7 @@ def test_every_kind_round_trips_through_its_json_form(kind: str) -> None:
 def errors_of(data: dict[str, object]) -> list[tuple[str, str]]:
     with pytest.raises(ValidationError) as caught:
         parse_event(json.dumps(data))
-    return [(".".join(map(str, e["loc"][1:])), e["msg"]) for e in caught.value.errors()]
+    return [describe_error(e) for e in caught.value.errors()]
 
 
 def test_naive_timestamps_are_refused() -> None:
@@ -51,9 +51,11 @@ def test_timestamps_with_an_offset_are_stored_in_utc() -> None:
     [
         ("", "String should have at least 1 character"),
         ("x" * 254, "String should have at most 253 characters"),
-        ("web\x00001", "control character"),
-        ("web\n001", "control character"),
-        (" web-001", "leading or trailing whitespace"),
+        ("web\x00001", "control character '\\x00' at offset 3 is not allowed"),
+        ("web\n001", "control character '\\n' at offset 3 is not allowed"),
+        ("web-001\x85", "control character '\\x85' at offset 7 is not allowed"),
+        (" web-001", "leading or trailing whitespace is not allowed"),
+        ("web-001\u2003", "leading or trailing whitespace is not allowed"),
     ],
 )
 @pytest.mark.parametrize("field", ["host", "service", "env", "actor"])
@@ -77,7 +79,7 @@ def test_unknown_fields_are_refused() -> None:
 def test_a_component_needs_a_store_path_or_a_purl() -> None:
     component = {"name": "openssl", "version": "3.0.13", "hash": "sha256:" + "ab" * 32}
     errors = errors_of(event_dict("build_recorded", closure=[component]))
-    assert errors == [("closure.0", "Value error, a component needs a store_path or a purl")]
+    assert errors == [("closure[0]", "Value error, a component needs a store_path or a purl")]
     with_purl = {**component, "purl": "pkg:nix/openssl@3.0.13"}
     assert parse_event(json.dumps(event_dict("build_recorded", closure=[with_purl])))
 
@@ -110,3 +112,17 @@ def test_the_content_digest_ignores_what_the_ledger_fills_in() -> None:
     stored = {**event, "recorded_at": "2026-03-11T14:10:01Z", "source": "kafka", "number": 7}
     assert content_digest(stored) == content_digest(event)
     assert content_digest({**event, "reason": "rollback"}) != content_digest(event)
+
+
+def test_free_text_may_hold_newlines_but_not_other_control_characters() -> None:
+    event = parse_event(json.dumps(event_dict("build_failed", reason="make: ***\n\tfailed")))
+    assert "\n\t" in event.reason  # type: ignore[union-attr]
+    assert errors_of(event_dict("build_failed", reason="bell\x07")) == [
+        ("reason", "control character '\\x07' at offset 4 is not allowed")
+    ]
+
+
+def test_a_malformed_hash_says_what_a_hash_looks_like() -> None:
+    errors = errors_of(event_dict("activation_completed", build_id="abc"))
+    assert errors[0][0] == "build_id"
+    assert errors[0][1].startswith("expected a hash such as 'sha256:")
