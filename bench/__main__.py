@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.events import EventsFile, write_events
+from bench.events import HOSTS, SERVICES, EventsFile, write_events
 from bench.ingest import Throughput, postgres_throughput, sqlite_throughput
 from bench.latency import WARM_UP, Latency, postgres_latency, sqlite_latency
 from bench.machine import Machine, describe
@@ -42,7 +42,7 @@ def say(message: str) -> None:
 def fleet(events: EventsFile) -> str:
     return (
         f"{events.events:,} events, {events.size_bytes / 1e6:,.1f} MB "
-        f"(demo_fleet hosts={events.hosts}, services={events.services})"
+        f"(demo fleet of {HOSTS} hosts and {SERVICES} services, {events.fleets} seed(s))"
     )
 
 

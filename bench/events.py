@@ -1,27 +1,27 @@
 """The events the benchmarks use: JSON Lines files of demo fleet events, and small
 distinct events for single appends.
 
-Files hold the first N events of ``demo_fleet`` (seed 0) in the documented form, one
+Files hold the demo fleet (300 hosts, 30 services) in the documented form, one
 ``model_dump_json()`` per line, written as they are generated so that memory stays flat
-whatever N. The demo's default 30 services give at most about 200,000 events (it caps
-hosts at ``MAX_HOSTS``), so larger files come from a fleet of 5 services.
+whatever N. One fleet is about 19,000 events; larger files chain fleets of seeds 0, 1,
+2 …, each in environments of its own (``production-1``, ``staging-1``, …) so that every
+fleet's generations are numbered from 1 as the ledger requires.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
-from ledger.demo import MAX_HOSTS, demo_fleet
+from ledger.demo import demo_fleet
 from ledger.events import ActivationCompleted, Envelope, HealthReported
 
-FLEETS = ((30, 60), (5, 260))
-"""(services, rough events per host) to try in turn, the demo's default first."""
+HOSTS = 300
+SERVICES = 30
 
 
 @dataclass(frozen=True)
@@ -29,35 +29,27 @@ class EventsFile:
     path: Path
     events: int
     size_bytes: int
-    hosts: int
-    services: int
+    fleets: int
 
 
-def fleet_sizes(count: int) -> Iterator[tuple[int, int]]:
-    """(hosts, services) candidates for ``count`` events, smallest first."""
-    for services, per_host in FLEETS:
-        hosts = max(1, math.ceil(count / per_host))
-        if hosts > MAX_HOSTS:
-            continue
-        while True:
-            yield hosts, services
-            if hosts == MAX_HOSTS:
-                break
-            hosts = min(MAX_HOSTS, hosts * 2)
+def _fleets() -> Iterator[tuple[int, Envelope]]:
+    for seed in itertools.count():
+        for event in demo_fleet(HOSTS, SERVICES, seed=seed):
+            yield (
+                seed,
+                event if seed == 0 else event.model_copy(update={"env": f"{event.env}-{seed}"}),
+            )
 
 
 def write_events(path: Path, count: int) -> EventsFile:
-    """Write the first ``count`` events of a demo fleet big enough to hold them."""
-    for hosts, services in fleet_sizes(count):
-        written = 0
-        with path.open("wb") as out:
-            for event in itertools.islice(demo_fleet(hosts, services), count):
-                out.write(event.model_dump_json().encode())
-                out.write(b"\n")
-                written += 1
-        if written == count:
-            return EventsFile(path, count, path.stat().st_size, hosts, services)
-    raise RuntimeError(f"demo_fleet yields fewer than {count} events at {MAX_HOSTS} hosts")
+    """Write ``count`` demo fleet events to ``path``."""
+    fleets = 0
+    with path.open("wb") as out:
+        for seed, event in itertools.islice(_fleets(), count):
+            out.write(event.model_dump_json().encode())
+            out.write(b"\n")
+            fleets = seed + 1
+    return EventsFile(path, count, path.stat().st_size, fleets)
 
 
 def small_events(count: int) -> list[Envelope]:

@@ -157,47 +157,43 @@ class BuildFailed(Envelope):
     reason: Text
 
 
-# --- distribution --------------------------------------------------------------------
+class ServiceOnHost(Envelope):
+    """Fields of every event about one build of one service on one host."""
 
-
-class DistributionCompleted(Envelope):
-    """A build's closure was copied to a host."""
-
-    kind: Literal["distribution_completed"] = "distribution_completed"
     host: Name
     service: Name
     build_id: BuildId
+
+
+# --- distribution --------------------------------------------------------------------
+
+
+class DistributionCompleted(ServiceOnHost):
+    """A build's closure was copied to a host."""
+
+    kind: Literal["distribution_completed"] = "distribution_completed"
     bytes: Count = 0
     duration_s: Seconds = 0.0
 
 
-class DistributionFailed(Envelope):
+class DistributionFailed(ServiceOnHost):
     kind: Literal["distribution_failed"] = "distribution_failed"
-    host: Name
-    service: Name
-    build_id: BuildId
     reason: Text
 
 
 # --- activation ----------------------------------------------------------------------
 
 
-class ActivationCompleted(Envelope):
+class ActivationCompleted(ServiceOnHost):
     """A service build became the active one on a host, as part of a generation."""
 
     kind: Literal["activation_completed"] = "activation_completed"
-    host: Name
-    service: Name
-    build_id: BuildId
     generation: GenerationNumber
     duration_s: Seconds = 0.0
 
 
-class ActivationFailed(Envelope):
+class ActivationFailed(ServiceOnHost):
     kind: Literal["activation_failed"] = "activation_failed"
-    host: Name
-    service: Name
-    build_id: BuildId
     generation: GenerationNumber
     reason: Text
     exit_code: int | None = Field(default=None, ge=-255, le=255)
@@ -207,36 +203,24 @@ class ActivationFailed(Envelope):
 # --- drain and deactivation ----------------------------------------------------------
 
 
-class DrainStarted(Envelope):
+class DrainStarted(ServiceOnHost):
     kind: Literal["drain_started"] = "drain_started"
-    host: Name
-    service: Name
-    build_id: BuildId
     in_flight: Count = 0
 
 
-class DrainCompleted(Envelope):
+class DrainCompleted(ServiceOnHost):
     kind: Literal["drain_completed"] = "drain_completed"
-    host: Name
-    service: Name
-    build_id: BuildId
     duration_s: Seconds = 0.0
 
 
-class DrainTimedOut(Envelope):
+class DrainTimedOut(ServiceOnHost):
     kind: Literal["drain_timed_out"] = "drain_timed_out"
-    host: Name
-    service: Name
-    build_id: BuildId
     in_flight: Count = 0
     timeout_s: Seconds = 0.0
 
 
-class Deactivated(Envelope):
+class Deactivated(ServiceOnHost):
     kind: Literal["deactivated"] = "deactivated"
-    host: Name
-    service: Name
-    build_id: BuildId
     generation: GenerationNumber | None = None
 
 

@@ -47,17 +47,21 @@ class RawSQL:
             finally:
                 conn.close()
         else:
-            with psycopg.connect(
-                dbname=settings["POSTGRES_DBNAME"],
-                host=settings["POSTGRES_HOST"],
-                port=settings["POSTGRES_PORT"],
-                user=settings["POSTGRES_USER"],
-                password=settings["POSTGRES_PASSWORD"],
-                autocommit=True,
-            ) as conn:
+            with self.postgres() as conn:
                 # A superuser can switch triggers off: exactly what tampering looks like.
                 conn.execute("SET session_replication_role = replica")
                 yield conn
+
+    def postgres(self) -> psycopg.Connection[Any]:
+        settings = self.ledger.location.settings
+        return psycopg.connect(
+            dbname=settings["POSTGRES_DBNAME"],
+            host=settings["POSTGRES_HOST"],
+            port=settings["POSTGRES_PORT"],
+            user=settings["POSTGRES_USER"],
+            password=settings["POSTGRES_PASSWORD"],
+            autocommit=True,
+        )
 
     def run(self, sql: str, *params: Any) -> None:
         if self.backend == "postgres":
@@ -212,16 +216,8 @@ def test_postgres_refuses_update_delete_and_truncate(postgres_url: str, statemen
     ledger = Ledger(locate(postgres_url), create=True)
     ledger.append([make_event("health_reported") for _ in range(4)])
     raw = RawSQL(ledger)
-    settings = ledger.location.settings
     with (
-        psycopg.connect(
-            dbname=settings["POSTGRES_DBNAME"],
-            host=settings["POSTGRES_HOST"],
-            port=settings["POSTGRES_PORT"],
-            user=settings["POSTGRES_USER"],
-            password=settings["POSTGRES_PASSWORD"],
-            autocommit=True,
-        ) as conn,
+        raw.postgres() as conn,
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"),
     ):
         conn.execute(statement.format(table=raw.table, index=raw.index))
