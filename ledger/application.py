@@ -25,7 +25,7 @@ from eventsourcing.persistence import IntegrityError, Notification, Transcoder
 
 from ledger.chain import GENESIS, content_digest, entry_hash
 from ledger.domain import CHAIN_ID, ENTRY_CLASSES, TOPICS, LedgerEntry
-from ledger.errors import EventConflict, StoreNotInitialised
+from ledger.errors import EventConflict, StoreNotInitialised, StoreUnavailable
 from ledger.events import TIMESTAMP, Envelope, GenerationPlanned, Source
 from ledger.index import IndexedEvent, IndexRow, LedgerRecorder
 from ledger.store import StoreLocation
@@ -137,7 +137,10 @@ class Ledger(Application[UUID]):
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** min(attempt, 7))))
                 continue
             return results
-        raise EventConflict(f"gave up after {MAX_APPEND_ATTEMPTS} conflicting concurrent appends")
+        raise StoreUnavailable(
+            f"gave up after {MAX_APPEND_ATTEMPTS} attempts: other writers kept moving the "
+            "head of the chain; nothing of this batch was stored, retry it"
+        )
 
     def check(self, events: Sequence[Envelope], state: CheckState) -> list[Problem]:
         """What ``append`` would refuse in this batch, without writing anything.

@@ -219,3 +219,9 @@ def test_a_bad_url_is_bad_input() -> None:
     result = run("mysql://db/ledger", "init")
     assert result.exit_code == 2
     assert "unsupported ledger URL" in result.output
+
+
+def test_debug_shows_the_traceback(ledger_url: str) -> None:
+    result = run(ledger_url, "--debug", "log")
+    assert result.exit_code == 1
+    assert type(result.exception).__name__ == "StoreNotInitialised"
