@@ -83,11 +83,16 @@ class Model(BaseModel):
 class Component(Model):
     """One store path of a closure: what an auditor searches for."""
 
-    name: Name
-    version: Label
-    store_path: StorePath | None = None
-    purl: Purl | None = None
-    hash: Hash
+    name: Name = Field(description="Package name, as Nix parses it from the store path (openssl).")
+    version: Label = Field(description="Version (may be empty for unversioned store paths).")
+    store_path: StorePath | None = Field(
+        default=None, description="Nix store path of the component."
+    )
+    purl: Purl | None = Field(
+        default=None,
+        description="Package URL (pkg:nix/openssl@3.0.13), when there is no store path.",
+    )
+    hash: Hash = Field(description="Content hash of the component (narHash, sha256:…).")
 
     @model_validator(mode="after")
     def _has_location(self) -> Component:
@@ -99,11 +104,18 @@ class Component(Model):
 class ManifestEntry(Model):
     """One service placed on one host: a line of a Disnix-style manifest."""
 
-    host: Name
-    service: Name
-    build_id: BuildId
-    artifact: Artifact | None = None
-    depends_on: tuple[Name, ...] = ()
+    host: Name = Field(description="The fleet host (web-001).")
+    service: Name = Field(description="The fleet service (api, auth, …).")
+    build_id: BuildId = Field(
+        description="The build's content or input hash (for Nix, the store path hash)."
+    )
+    artifact: Artifact | None = Field(
+        default=None, description="What was built: Nix store path, image digest or tarball URL."
+    )
+    depends_on: tuple[Name, ...] = Field(
+        default=(),
+        description="Services this one depends on (activated before it, drained after it).",
+    )
 
 
 def _utc(value: datetime) -> datetime:
@@ -140,29 +152,49 @@ class Envelope(Model):
 
 
 class BuildRecorded(Envelope):
+    """A service was built: its build id, artifact and full closure."""
+
     kind: Literal["build_recorded"] = "build_recorded"
-    build_id: BuildId
-    service: Name
-    version: Label
-    artifact: Artifact
-    source_revision: Label = ""
-    closure: tuple[Component, ...] = Field(default=(), max_length=100_000)
+    build_id: BuildId = Field(
+        description="The build's content or input hash (for Nix, the store path hash)."
+    )
+    service: Name = Field(description="The fleet service (api, auth, …).")
+    version: Label = Field(description="Version (may be empty for unversioned store paths).")
+    artifact: Artifact = Field(
+        description="What was built: Nix store path, image digest or tarball URL."
+    )
+    source_revision: Label = Field(
+        default="", description="Source revision built from (a git commit)."
+    )
+    closure: tuple[Component, ...] = Field(
+        default=(),
+        max_length=100_000,
+        description="Every store path the artifact needs (nix-store -qR), as components.",
+    )
 
 
 class BuildFailed(Envelope):
+    """A build of a service failed."""
+
     kind: Literal["build_failed"] = "build_failed"
-    service: Name
-    version: Label = ""
-    source_revision: Label = ""
-    reason: Text
+    service: Name = Field(description="The fleet service (api, auth, …).")
+    version: Label = Field(
+        default="", description="Version (may be empty for unversioned store paths)."
+    )
+    source_revision: Label = Field(
+        default="", description="Source revision built from (a git commit)."
+    )
+    reason: Text = Field(description="Why it failed.")
 
 
 class ServiceOnHost(Envelope):
     """Fields of every event about one build of one service on one host."""
 
-    host: Name
-    service: Name
-    build_id: BuildId
+    host: Name = Field(description="The fleet host (web-001).")
+    service: Name = Field(description="The fleet service (api, auth, …).")
+    build_id: BuildId = Field(
+        description="The build's content or input hash (for Nix, the store path hash)."
+    )
 
 
 # --- distribution --------------------------------------------------------------------
@@ -172,13 +204,15 @@ class DistributionCompleted(ServiceOnHost):
     """A build's closure was copied to a host."""
 
     kind: Literal["distribution_completed"] = "distribution_completed"
-    bytes: Count = 0
-    duration_s: Seconds = 0.0
+    bytes: Count = Field(default=0, description="Bytes copied.")
+    duration_s: Seconds = Field(default=0.0, description="How long it took, in seconds.")
 
 
 class DistributionFailed(ServiceOnHost):
+    """Copying a build's closure to a host failed."""
+
     kind: Literal["distribution_failed"] = "distribution_failed"
-    reason: Text
+    reason: Text = Field(description="Why it failed.")
 
 
 # --- activation ----------------------------------------------------------------------
@@ -188,53 +222,77 @@ class ActivationCompleted(ServiceOnHost):
     """A service build became the active one on a host, as part of a generation."""
 
     kind: Literal["activation_completed"] = "activation_completed"
-    generation: GenerationNumber
-    duration_s: Seconds = 0.0
+    generation: GenerationNumber = Field(description="The generation this is part of.")
+    duration_s: Seconds = Field(default=0.0, description="How long it took, in seconds.")
 
 
 class ActivationFailed(ServiceOnHost):
+    """A service build failed to activate on a host."""
+
     kind: Literal["activation_failed"] = "activation_failed"
-    generation: GenerationNumber
-    reason: Text
-    exit_code: int | None = Field(default=None, ge=-255, le=255)
-    log_excerpt: LogExcerpt = ""
+    generation: GenerationNumber = Field(description="The generation this is part of.")
+    reason: Text = Field(description="Why it failed.")
+    exit_code: int | None = Field(
+        default=None, ge=-255, le=255, description="Exit code of the failed activation command."
+    )
+    log_excerpt: LogExcerpt = Field(
+        default="", description="The end of the activation's log (at most 64 KiB)."
+    )
 
 
 # --- drain and deactivation ----------------------------------------------------------
 
 
 class DrainStarted(ServiceOnHost):
+    """A host started draining a service build's in-flight work."""
+
     kind: Literal["drain_started"] = "drain_started"
-    in_flight: Count = 0
+    in_flight: Count = Field(default=0, description="Requests or jobs still in flight.")
 
 
 class DrainCompleted(ServiceOnHost):
+    """A drain finished: no work left in flight."""
+
     kind: Literal["drain_completed"] = "drain_completed"
-    duration_s: Seconds = 0.0
+    duration_s: Seconds = Field(default=0.0, description="How long it took, in seconds.")
 
 
 class DrainTimedOut(ServiceOnHost):
+    """A drain gave up with work still in flight."""
+
     kind: Literal["drain_timed_out"] = "drain_timed_out"
-    in_flight: Count = 0
-    timeout_s: Seconds = 0.0
+    in_flight: Count = Field(default=0, description="Requests or jobs still in flight.")
+    timeout_s: Seconds = Field(
+        default=0.0, description="The drain timeout that ran out, in seconds."
+    )
 
 
 class Deactivated(ServiceOnHost):
+    """A service build was deactivated (stopped) on a host."""
+
     kind: Literal["deactivated"] = "deactivated"
-    generation: GenerationNumber | None = None
+    generation: GenerationNumber | None = Field(
+        default=None, description="The generation this is part of."
+    )
 
 
 # --- health --------------------------------------------------------------------------
 
 
 class HealthReported(Envelope):
+    """The health of a host, or of a service on it: ok, warning or critical."""
+
     kind: Literal["health_reported"] = "health_reported"
-    host: Name
-    service: Name | None = None
-    state: Literal["ok", "warning", "critical"]
-    metric: float | None = Field(default=None, allow_inf_nan=False)
-    description: Text = ""
-    ttl_s: Seconds | None = None
+    host: Name = Field(description="The fleet host (web-001).")
+    service: Name | None = Field(default=None, description="The fleet service (api, auth, …).")
+    state: Literal["ok", "warning", "critical"] = Field(description="Health state.")
+    metric: float | None = Field(
+        default=None, allow_inf_nan=False, description="A measured value (latency, disk use, …)."
+    )
+    description: Text = Field(default="", description="What was observed, for people.")
+    ttl_s: Seconds | None = Field(
+        default=None, description="Seconds the report stays valid; after that the state is stale."
+    )
 
 
 # --- generations ---------------------------------------------------------------------
@@ -248,24 +306,49 @@ class GenerationPlanned(Envelope):
     """
 
     kind: Literal["generation_planned"] = "generation_planned"
-    number: GenerationNumber | None = None
-    parent: GenerationNumber | None = None
-    reason: Literal["deploy", "rollback", "reconstruct"] = "deploy"
-    target: GenerationNumber | None = None
-    source_revision: Label = ""
-    tags: tuple[Name, ...] = ()
-    manifest: tuple[ManifestEntry, ...] = Field(default=(), max_length=1_000_000)
+    number: GenerationNumber | None = Field(
+        default=None,
+        description="Generation number; left out, the ledger gives the env's next one.",
+    )
+    parent: GenerationNumber | None = Field(
+        default=None, description="The generation this one follows."
+    )
+    reason: Literal["deploy", "rollback", "reconstruct"] = Field(
+        default="deploy", description="Why the generation was planned."
+    )
+    target: GenerationNumber | None = Field(
+        default=None, description="For a rollback: the generation whose manifest is restored."
+    )
+    source_revision: Label = Field(
+        default="", description="Source revision built from (a git commit)."
+    )
+    tags: tuple[Name, ...] = Field(
+        default=(), description="Labels for the generation (release-2026.03)."
+    )
+    manifest: tuple[ManifestEntry, ...] = Field(
+        default=(),
+        max_length=1_000_000,
+        description="Placements: one build of one service on one host each.",
+    )
 
 
 class GenerationCompleted(Envelope):
+    """Every step of a generation succeeded."""
+
     kind: Literal["generation_completed"] = "generation_completed"
-    number: GenerationNumber
+    number: GenerationNumber = Field(
+        description="Generation number; left out, the ledger gives the env's next one."
+    )
 
 
 class GenerationFailed(Envelope):
+    """A generation stopped with failures."""
+
     kind: Literal["generation_failed"] = "generation_failed"
-    number: GenerationNumber
-    reason: Text = ""
+    number: GenerationNumber = Field(
+        description="Generation number; left out, the ledger gives the env's next one."
+    )
+    reason: Text = Field(default="", description="Why it failed.")
 
 
 # --- host reports --------------------------------------------------------------------
@@ -275,8 +358,12 @@ class HostReported(Envelope):
     """What an agent found actually active on a host (its profile manifest)."""
 
     kind: Literal["host_reported"] = "host_reported"
-    host: Name
-    manifest: tuple[ManifestEntry, ...] = Field(default=(), max_length=100_000)
+    host: Name = Field(description="The fleet host (web-001).")
+    manifest: tuple[ManifestEntry, ...] = Field(
+        default=(),
+        max_length=100_000,
+        description="What the agent found active on the host, one entry per service.",
+    )
 
     @model_validator(mode="after")
     def _entries_are_this_host(self) -> HostReported:
