@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -225,3 +228,21 @@ def test_debug_shows_the_traceback(ledger_url: str) -> None:
     result = run(ledger_url, "--debug", "log")
     assert result.exit_code == 1
     assert type(result.exception).__name__ == "StoreNotInitialised"
+
+
+def test_a_closed_pipe_ends_log_quietly(url: str, tmp_path: Path) -> None:
+    events = [event_dict("health_reported", host=f"web-{i:03}") for i in range(3000)]
+    run(url, "ingest", "-", input=jsonl(*events))
+    ledger = shutil.which("ledger", path=str(Path(sys.executable).parent))
+    assert ledger is not None
+    log = subprocess.Popen(
+        [ledger, "--ledger", url, "log", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert log.stdout is not None
+    assert log.stderr is not None
+    assert json.loads(log.stdout.readline())["kind"] == "health_reported"
+    log.stdout.close()
+    assert log.wait(timeout=60) == 0
+    assert log.stderr.read() == b""
