@@ -246,3 +246,17 @@ def test_a_closed_pipe_ends_log_quietly(url: str, tmp_path: Path) -> None:
     log.stdout.close()
     assert log.wait(timeout=60) == 0
     assert log.stderr.read() == b""
+
+
+def test_demo_records_a_fleet_once_and_summarises_it(ledger_url: str) -> None:
+    first = run(ledger_url, "demo", "--hosts", "12", "--services", "4", "--seed", "3")
+    assert first.exit_code == 0, first.output
+    assert "production" in first.output
+    assert "staging" in first.output
+    assert "verify: intact" in first.output
+    stored = count(ledger_url)
+    assert f"Recorded {stored} new demo events (0 were already there)." in first.output
+    again = run(ledger_url, "demo", "--hosts", "12", "--services", "4", "--seed", "3")
+    assert again.exit_code == 0, again.output
+    assert f"Recorded 0 new demo events ({stored} were already there)." in again.output
+    assert count(ledger_url) == stored
