@@ -28,6 +28,8 @@ KEEP_PARSED_BYTES = 32 * 1024 * 1024
 """Inputs up to this size keep their parsed events between the two passes."""
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """A batch (one transaction) holds at most this much input, however large its events."""
+MAX_LINE_BYTES = 64 * 1024 * 1024
+"""The longest line (one event) an ingest reads; a generation of ~300,000 placements."""
 MAX_REPORTED_ERRORS = 100
 
 
@@ -88,10 +90,21 @@ def _line_error(number: int, detail: ErrorDetails) -> LineError:
     return LineError(number, field, reason)
 
 
-def _lines(stream: IO[bytes], progress: Progress | None) -> Iterator[tuple[int, bytes]]:
-    for number, raw in enumerate(stream, start=1):
+def _lines(stream: IO[bytes], progress: Progress | None) -> Iterator[tuple[int, bytes | None]]:
+    """Numbered non-blank lines; ``None`` for a line too long to hold (it is not read)."""
+    number = 0
+    while raw := stream.readline(MAX_LINE_BYTES + 1):
+        number += 1
         if progress is not None:
             progress(len(raw))
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
+                if progress is not None:
+                    progress(len(rest))
+            if progress is not None:
+                progress(len(rest))
+            yield number, None
+            continue
         stripped = raw.strip()
         if stripped:
             yield number, stripped
@@ -107,6 +120,9 @@ def _batches(
     batch: list[tuple[int, Envelope]] = []
     size = 0
     for number, raw in _lines(stream, progress):
+        if raw is None:
+            on_error([LineError(number, "", f"longer than {MAX_LINE_BYTES >> 20} MiB")])
+            continue
         parsed = parse_line(number, raw)
         if isinstance(parsed, list):
             on_error(parsed)

@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 from cli.main import root
 from ledger.application import Ledger
+from ledger.importers import jsonl as jsonl_importer
 from ledger.store import locate
 from tests.factories import BUILD_ID, OPENSSL, event_dict, jsonl
 
@@ -260,3 +261,16 @@ def test_demo_records_a_fleet_once_and_summarises_it(ledger_url: str) -> None:
     assert again.exit_code == 0, again.output
     assert f"Recorded 0 new demo events ({stored} were already there)." in again.output
     assert count(ledger_url) == stored
+
+
+def test_a_line_too_long_to_hold_is_refused_without_reading_it(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jsonl_importer, "MAX_LINE_BYTES", 4096)
+    huge = event_dict("health_reported", description="x" * 8000)
+    data = jsonl(event_dict("health_reported"), huge, event_dict("build_failed") | {"env": ""})
+    result = run(url, "ingest", "-", input=data)
+    assert result.exit_code == 2
+    assert "line 2: longer than" in result.output
+    assert "line 3, field env: String should have at least 1 character" in result.output
+    assert count(url) == 0
