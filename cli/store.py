@@ -16,8 +16,8 @@ from cli.session import Session, pass_session
 def init(session: Session) -> None:
     """Create the ledger's tables (safe to run again: it changes nothing then).
 
-    On PostgreSQL this also installs the triggers that refuse UPDATE, DELETE and
-    TRUNCATE on the events.
+    This also installs the triggers that refuse UPDATE and DELETE (and, on
+    PostgreSQL, TRUNCATE) of stored events.
 
     \b
     Example:

@@ -256,11 +256,11 @@ class Ledger(Application[UUID]):
         entry = cast(LedgerEntry, self.mapper.to_domain_event(last[0]))
         return entry.originator_version, entry.hash
 
-    def facts(self, *, kinds: Iterable[str] = (), after: int = 0) -> Iterator[StoredFact]:
+    def facts(self, *, kinds: Iterable[str] = ()) -> Iterator[StoredFact]:
         """Every fact in ledger order, optionally only some kinds, streamed in batches."""
         topics = [TOPICS[k] for k in kinds]
         for notification in self._notifications(topics):
-            if notification.originator_id != CHAIN_ID or notification.originator_version <= after:
+            if notification.originator_id != CHAIN_ID:
                 continue
             entry = cast(LedgerEntry, self.mapper.to_domain_event(notification))
             yield StoredFact(entry.originator_version, entry.event, entry.prev_hash, entry.hash)

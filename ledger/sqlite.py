@@ -1,4 +1,5 @@
-"""The ledger's SQLite recorder: the library's events table plus the event index.
+"""The ledger's SQLite recorder: the library's events table plus the event index, both
+append-only by trigger.
 
 The index (``ledger_event_index``) maps every ``event_id`` to its position and holds
 the numbers of planned generations. It is written in the same transaction as the
@@ -22,6 +23,15 @@ _CHUNK = 500  # bound on SQL variables per statement
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
+        # Triggers refuse UPDATE and DELETE, as on PostgreSQL. Anyone with the file can
+        # drop them; the hash chain is what catches that (``ledger verify``).
+        refuse = [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'the deployment ledger is append-only: "
+            f"{op} on {table} refused'); END"
+            for table in (self.events_table_name, INDEX_TABLE)
+            for op in ("UPDATE", "DELETE")
+        ]
         return [
             *super().construct_create_table_statements(),
             f"CREATE TABLE IF NOT EXISTS {INDEX_TABLE} ("
@@ -34,6 +44,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             f"CREATE UNIQUE INDEX IF NOT EXISTS {INDEX_TABLE}_generation "
             f"ON {INDEX_TABLE} (env, planned_generation) "
             "WHERE planned_generation IS NOT NULL",
+            *refuse,
         ]
 
     def _insert_events(

@@ -41,6 +41,9 @@ class RawSQL:
         conn: Any
         if self.backend == "sqlite":
             conn = sqlite3.connect(settings["SQLITE_DBNAME"])
+            # Anyone with the file can drop the append-only triggers first.
+            for (trigger,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'"):
+                conn.execute(f"DROP TRIGGER {trigger}")
             try:
                 yield conn
                 conn.commit()
@@ -221,5 +224,26 @@ def test_postgres_refuses_update_delete_and_truncate(postgres_url: str, statemen
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"),
     ):
         conn.execute(statement.format(table=raw.table, index=raw.index))
+    assert ledger.count() == 4
+    assert ledger.verify().intact
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE stored_events SET topic = 'x'",
+        "DELETE FROM stored_events WHERE originator_version = 3",
+        "UPDATE ledger_event_index SET position = 99 WHERE position = 3",
+        "DELETE FROM ledger_event_index",
+    ],
+)
+def test_sqlite_refuses_update_and_delete(sqlite_url: str, statement: str) -> None:
+    ledger = Ledger(locate(sqlite_url), create=True)
+    ledger.append([make_event("health_reported") for _ in range(4)])
+    with (
+        sqlite3.connect(sqlite_url) as conn,
+        pytest.raises(sqlite3.IntegrityError, match="append-only"),
+    ):
+        conn.execute(statement)
     assert ledger.count() == 4
     assert ledger.verify().intact
