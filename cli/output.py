@@ -197,9 +197,7 @@ def summary_view(summary: LedgerSummary, result: Verification, where: str) -> No
             str(env.failed_activations),
         )
     console().print(table)
-    state = (
-        "[green]intact[/green]"
-        if result.intact
-        else f"[red]TAMPERED at {result.bad_position}[/red]"
-    )
-    console().print(f"  verify: {state} (head hash {result.head_hash[:16]}…)")
+    if result.intact:
+        console().print(f"  verify: [green]intact[/green] (head hash {result.head_hash[:16]}…)")
+    else:
+        console().print(f"  verify: [red]TAMPERED at position {result.bad_position}[/red]")

@@ -31,23 +31,41 @@ def init(session: Session) -> None:
     )
 
 
+def _anchor(value: str) -> tuple[int, str]:
+    position, _, digest = value.partition(":")
+    if not position.isdigit() or int(position) < 1 or len(digest) != 64:
+        raise click.BadParameter(
+            f"{value!r} is not POSITION:HASH, e.g. 19505:26fcd692…(64 hex digits)",
+            param_hint="--anchor",
+        )
+    return int(position), digest.lower()
+
+
 @click.command()
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    metavar="POSITION:HASH",
+    help="A head printed by an earlier verify, kept elsewhere: that position must still "
+    "have that hash. May be repeated.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_session
-def verify(session: Session, as_json: bool) -> None:
+def verify(session: Session, anchors: tuple[str, ...], as_json: bool) -> None:
     """Re-check the whole hash chain; exit 3 at the first row changed, deleted or inserted.
 
-    Prints the head (last position and its hash): keep it somewhere else to be able
-    to prove later that no event was appended or removed at the end.
+    Prints the head (last position and its hash): keep it somewhere else and pass it
+    back with --anchor to prove later that nothing up to it was rewritten or cut off.
 
     \b
     Example:
       ledger verify && echo "ledger intact"
-      ledger verify --json | jq .head_hash
+      ledger verify --anchor 19505:26fcd692116e4ff3716f7c578e7a701dff3d40880718dee3b289c968bfcc955d
     """
     ledger = session.open()
     with output.progress_bar("verifying", ledger.count(), unit="events") as advance:
-        result = ledger.verify(progress=advance)
+        result = ledger.verify(progress=advance, anchors=dict(map(_anchor, anchors)))
     if as_json:
         output.print_json({**asdict(result), "intact": result.intact})
     else:

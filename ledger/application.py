@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,7 +74,7 @@ class Verification:
     """The result of re-checking the whole chain."""
 
     events: int
-    head_hash: str
+    head_hash: str  # empty when the chain does not verify
     bad_position: int | None = None
     reason: str = ""
 
@@ -278,13 +278,27 @@ class Ledger(Application[UUID]):
 
     # --- verifying --------------------------------------------------------------------
 
-    def verify(self, progress: Callable[[int], None] | None = None) -> Verification:
-        """Re-check every row of the chain; stop at the first position that is wrong."""
+    def verify(
+        self,
+        progress: Callable[[int], None] | None = None,
+        anchors: Mapping[int, str] | None = None,
+    ) -> Verification:
+        """Re-check every row of the chain; stop at the first position that is wrong.
+
+        ``anchors`` maps positions to the hashes they had when someone wrote them down
+        (``ledger verify`` prints the head): they catch what the chain alone cannot, a
+        history rewritten consistently from some position on, or rows cut off its end.
+        """
+        anchors = dict(anchors or {})
         expected, prev_hash = 1, GENESIS
         batch: list[tuple[UUID, int]] = []
 
         def bad(position: int, reason: str) -> Verification:
-            return Verification(expected - 1, prev_hash, position, reason)
+            # Rows before this one whose index entries are not checked yet come first.
+            earlier = self._check_index([(i, p) for i, p in batch if p < position])
+            if earlier is not None:
+                position, reason = earlier
+            return Verification(position - 1, "", position, reason)
 
         for notification in self._notifications():
             if notification.originator_id != CHAIN_ID:
@@ -314,6 +328,12 @@ class Ledger(Application[UUID]):
                 )
             if entry_hash(position, prev_hash, event) != entry.hash:
                 return bad(position, f"position {position} was changed: its hash does not match")
+            if anchors.get(position, entry.hash) != entry.hash:
+                return bad(
+                    position,
+                    f"position {position} does not have its anchored hash: the history up "
+                    f"to it was rewritten",
+                )
             batch.append((UUID(str(event["event_id"])), position))
             if len(batch) >= READ_BATCH:
                 problem = self._check_index(batch)
@@ -327,11 +347,19 @@ class Ledger(Application[UUID]):
         problem = self._check_index(batch)
         if problem is not None:
             return bad(*problem)
+        batch.clear()
         indexed = self.store.index_count()
         if indexed != expected - 1:
             return bad(
                 expected,
                 f"the event index holds {indexed} events but the chain ends at position "
+                f"{expected - 1}: rows after it were deleted",
+            )
+        beyond = [p for p in anchors if p >= expected]
+        if beyond:
+            return bad(
+                expected,
+                f"position {max(beyond)} was anchored but the chain ends at position "
                 f"{expected - 1}: rows after it were deleted",
             )
         return Verification(expected - 1, prev_hash)

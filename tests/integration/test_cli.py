@@ -274,3 +274,18 @@ def test_a_line_too_long_to_hold_is_refused_without_reading_it(
     assert "line 2: longer than" in result.output
     assert "line 3, field env: String should have at least 1 character" in result.output
     assert count(url) == 0
+
+
+def test_verify_with_anchors(url: str) -> None:
+    run(url, "ingest", "-", input=jsonl(*(event_dict("drain_started") for _ in range(3))))
+    head = json.loads(run(url, "verify", "--json").output)
+    good = run(url, "verify", "--anchor", f"3:{head['head_hash']}")
+    assert good.exit_code == 0, good.output
+    wrong = run(url, "verify", "--anchor", f"2:{head['head_hash']}")
+    assert wrong.exit_code == 3
+    assert "position 2 does not have its anchored hash" in wrong.output
+    beyond = run(url, "verify", "--anchor", f"9:{head['head_hash']}")
+    assert beyond.exit_code == 3
+    malformed = run(url, "verify", "--anchor", "three:abc")
+    assert malformed.exit_code == 2
+    assert "is not POSITION:HASH" in malformed.output

@@ -247,3 +247,41 @@ def test_sqlite_refuses_update_and_delete(sqlite_url: str, statement: str) -> No
         conn.execute(statement)
     assert ledger.count() == 4
     assert ledger.verify().intact
+
+
+def test_cutting_off_the_end_of_chain_and_index_needs_an_anchor(filled: Ledger) -> None:
+    head_position, head_hash = filled.head()
+    raw = RawSQL(filled)
+    raw.run(f"DELETE FROM {raw.table} WHERE originator_version > ?", EVENTS - 3)
+    raw.run(f"DELETE FROM {raw.index} WHERE position > ?", EVENTS - 3)
+    assert filled.verify().intact, "consistent from inside the database"
+    result = filled.verify(anchors={head_position: head_hash})
+    assert result.bad_position == EVENTS - 2
+    assert f"position {head_position} was anchored but the chain ends" in result.reason
+
+
+def test_a_consistently_rewritten_last_row_is_caught_by_an_anchor(filled: Ledger) -> None:
+    head_position, head_hash = filled.head()
+    fact = next(f for f in filled.facts() if f.position == head_position)
+    forged = {**fact.event, "host": "web-666"}
+    new_hash = entry_hash(head_position, fact.prev_hash, forged)
+    host = fact.event["host"].encode()
+    _rewrite(
+        RawSQL(filled),
+        head_position,
+        lambda s: s.replace(host, b"web-666").replace(head_hash.encode(), new_hash.encode()),
+    )
+    assert filled.verify().intact, "consistent from inside the database"
+    third = next(f for f in filled.facts() if f.position == 3)
+    result = filled.verify(anchors={3: third.hash, head_position: head_hash})
+    assert result.bad_position == head_position
+    assert "does not have its anchored hash" in result.reason
+
+
+def test_the_first_bad_position_is_reported_whatever_the_kind_of_damage(filled: Ledger) -> None:
+    raw = RawSQL(filled)
+    raw.run(f"DELETE FROM {raw.index} WHERE position = ?", 2)
+    _rewrite(raw, 7, lambda s: s.replace(b"web-006", b"web-666"))
+    result = filled.verify()
+    assert result.bad_position == 2
+    assert "not in the event index" in result.reason
