@@ -225,7 +225,13 @@ def _timestamp(value: str | None, option: str) -> datetime | None:
 @click.option("--host", help="Only events about this host.")
 @click.option("--service", help="Only events about this service.")
 @click.option(
-    "--kind", "kinds", multiple=True, type=click.Choice(sorted(KINDS)), help="Only these kinds."
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(sorted(KINDS)),
+    metavar="KIND",
+    help="Only this kind (repeatable), e.g. activation_failed; the kinds are in "
+    "docs/events.md and `ledger record --help`.",
 )
 @click.option("--since", help="Occurred at or after (date or ISO 8601 time with timezone).")
 @click.option("--until", help="Occurred before (date or ISO 8601 time with timezone).")
