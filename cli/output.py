@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -19,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from ledger.application import Appended, StoredFact, Verification
 from ledger.importers.jsonl import IngestReport
@@ -111,14 +113,15 @@ def facts_table(facts: list[StoredFact], *, matching: int) -> None:
     for fact in facts:
         event = fact.event
         style = "red" if event["kind"].endswith(("_failed", "_timed_out")) else None
+        # Names and reasons come from producers: never read them as rich markup.
         table.add_row(
             str(fact.position),
             _when(event["occurred_at"]),
-            event["env"],
+            Text(event["env"]),
             event["kind"],
-            event.get("host") or "",
-            event.get("service") or "",
-            _detail(event),
+            Text(event.get("host") or ""),
+            Text(event.get("service") or ""),
+            Text(_detail(event)),
             style=style,
         )
     console().print(table)
@@ -154,6 +157,7 @@ def ingest_report(report: IngestReport) -> None:
 
 
 def verification(result: Verification, where: str) -> None:
+    where = escape(where)
     if result.intact:
         console().print(
             f"[green]Intact[/green]: {result.events} events in {where}, every hash and "
@@ -168,6 +172,7 @@ def verification(result: Verification, where: str) -> None:
 
 
 def summary_view(summary: LedgerSummary, result: Verification, where: str) -> None:
+    where = escape(where)
     console().print(f"[bold]Deployment ledger[/bold] at {where}")
     console().print(
         f"  {summary.events} events · {summary.hosts} hosts · {summary.services} services · "
@@ -187,7 +192,7 @@ def summary_view(summary: LedgerSummary, result: Verification, where: str) -> No
         table.add_column(column, justify="left" if column == "env" else "right")
     for name, env in sorted(summary.envs.items()):
         table.add_row(
-            name,
+            Text(name),
             str(len(env.hosts)),
             str(len(env.services)),
             str(env.generations),

@@ -27,7 +27,8 @@ def init(session: Session) -> None:
     ledger = session.open(create=True)
     output.console().print(
         f"Ledger ready at {ledger.location.display} ({ledger.location.backend}): "
-        f"{ledger.count()} events."
+        f"{ledger.count()} events.",
+        markup=False,
     )
 
 

@@ -289,3 +289,16 @@ def test_verify_with_anchors(url: str) -> None:
     malformed = run(url, "verify", "--anchor", "three:abc")
     assert malformed.exit_code == 2
     assert "is not POSITION:HASH" in malformed.output
+
+
+def test_names_that_look_like_markup_are_shown_as_they_are(url: str) -> None:
+    run(
+        url,
+        "ingest",
+        "-",
+        input=jsonl(event_dict("build_failed", service="[/]api", reason="[bold]oops[/bold]")),
+    )
+    result = run(url, "log")
+    assert result.exit_code == 0, result.output
+    assert "[/]api" in result.output
+    assert "[bold]oops[/bold]" in result.output
