@@ -30,6 +30,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--memory-events", type=int, default=1_000_000, help="events in the memory file"
     )
     parser.add_argument("--skip-memory", action="store_true", help="skip the memory benchmark")
+    parser.add_argument(
+        "--batch-size", type=int, default=1000, help="events per transaction in the ingest"
+    )
     parser.add_argument("--latency-samples", type=int, default=2000, help="timed single appends")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     return parser.parse_args(argv)
@@ -110,12 +113,12 @@ def main(argv: list[str]) -> None:
         say(f"writing {args.events:,} events for the throughput benchmark")
         events = write_events(workdir / "events.jsonl", args.events)
         say("SQLite: ingest, raw baseline, append latency")
-        throughput = [sqlite_throughput(events, workdir)]
+        throughput = [sqlite_throughput(events, workdir, args.batch_size)]
         latency = [sqlite_latency(workdir, args.latency_samples)]
         say("PostgreSQL: starting the server")
         with postgres_server(workdir) as server_url:
             say("PostgreSQL: ingest, raw baseline, append latency")
-            throughput.append(postgres_throughput(events, server_url))
+            throughput.append(postgres_throughput(events, server_url, args.batch_size))
             latency.append(postgres_latency(server_url, args.latency_samples))
             machine = describe(load, server_settings(server_url))
 

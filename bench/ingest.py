@@ -59,22 +59,22 @@ class Throughput:
         return self.ledger_rate / self.raw_rate
 
 
-def timed_ingest(ledger: Ledger, events: EventsFile) -> float:
+def timed_ingest(ledger: Ledger, events: EventsFile, batch_size: int) -> float:
     """Seconds ``ingest()`` takes to store the whole file."""
     with events.path.open("rb") as stream:
         start = time.perf_counter()
-        report = ingest(ledger, stream, source="file")
+        report = ingest(ledger, stream, source="file", batch_size=batch_size)
         seconds = time.perf_counter() - start
     if report.stored != events.events:
         raise RuntimeError(f"ingest stored {report.stored} of {events.events} events")
     return seconds
 
 
-def sqlite_throughput(events: EventsFile, workdir: Path) -> Throughput:
+def sqlite_throughput(events: EventsFile, workdir: Path, batch_size: int) -> Throughput:
     path = workdir / "ingest.db"
     ledger = Ledger(locate(str(path)), create=True)
     try:
-        ledger_seconds = timed_ingest(ledger, events)
+        ledger_seconds = timed_ingest(ledger, events, batch_size)
         table = cast(SQLiteApplicationRecorder, ledger.recorder).events_table_name
     finally:
         ledger.close()
@@ -97,12 +97,12 @@ def sqlite_throughput(events: EventsFile, workdir: Path) -> Throughput:
     return Throughput("SQLite", events.events, ledger_seconds, raw_seconds)
 
 
-def postgres_throughput(events: EventsFile, server_url: str) -> Throughput:
+def postgres_throughput(events: EventsFile, server_url: str, batch_size: int) -> Throughput:
     schema = create_schema(server_url, "bench_ingest")
     try:
         ledger = Ledger(locate(ledger_url(server_url, schema)), create=True)
         try:
-            ledger_seconds = timed_ingest(ledger, events)
+            ledger_seconds = timed_ingest(ledger, events, batch_size)
             recorder = cast(PostgresApplicationRecorder, ledger.recorder)
         finally:
             ledger.close()

@@ -161,17 +161,26 @@ def ingest(
         return None if progress is None else (lambda n: progress(phase, n))
 
     errors: list[LineError] = []
-    bad_lines: set[int] = set()
+    bad_lines = last_line = 0
 
     def refuse(line_errors: list[LineError]) -> None:
-        bad_lines.update(e.line for e in line_errors)
+        # Counted, not collected: a file of a million bad lines must not fill memory.
+        nonlocal bad_lines, last_line
+        if line_errors:
+            bad_lines += len({e.line for e in line_errors})
+            last_line = max(last_line, line_errors[-1].line)
         errors.extend(line_errors[: MAX_REPORTED_ERRORS - len(errors)])
+
+    def changed_underneath(line_errors: list[LineError]) -> None:
+        raise InvalidInput(
+            f"{line_errors[0]}; the input changed while it was being ingested, and the "
+            "events before that line were stored: fix the input and run the ingest again"
+        )
 
     kept: list[list[tuple[int, Envelope]]] = []
     state = CheckState()
-    lines = 0
     for batch in _batches(stream, batch_size, tell("checking"), refuse):
-        lines = batch[-1][0]
+        last_line = max(last_line, batch[-1][0])
         refuse(
             [
                 LineError(batch[p.index][0], "", p.message)
@@ -180,10 +189,9 @@ def ingest(
         )
         if length <= KEEP_PARSED_BYTES:
             kept.append(batch)
-    lines = max([lines, *bad_lines])
     if bad_lines:
         errors.sort(key=lambda e: e.line)
-        raise IngestRefused(errors, len(bad_lines), lines)
+        raise IngestRefused(errors, bad_lines, last_line)
 
     if length <= KEEP_PARSED_BYTES:
         batches: Iterable[list[tuple[int, Envelope]]] = kept
@@ -191,6 +199,6 @@ def ingest(
             progress("appending", length)
     else:
         stream.seek(0)
-        batches = _batches(stream, batch_size, tell("appending"), refuse)
+        batches = _batches(stream, batch_size, tell("appending"), changed_underneath)
     totals = append_in_batches(ledger, batches, source=source)
-    return IngestReport(lines, totals.stored, totals.skipped, totals.first, totals.last)
+    return IngestReport(last_line, totals.stored, totals.skipped, totals.first, totals.last)
