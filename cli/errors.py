@@ -12,7 +12,6 @@ from ledger.errors import (
     InvalidInput,
     StoreNotInitialised,
     StoreUnavailable,
-    TamperDetected,
 )
 from ledger.events import describe_error
 from ledger.importers.jsonl import IngestRefused
@@ -41,8 +40,6 @@ def explain(error: Exception) -> tuple[int, list[str]]:
         return BAD_INPUT, lines
     if isinstance(error, InvalidInput):
         return BAD_INPUT, [f"Error: {error}"]
-    if isinstance(error, TamperDetected):
-        return TAMPERED, [f"Error: {error}"]
     if isinstance(error, StoreNotInitialised | StoreUnavailable):
         return FAILURE, [f"Error: {error}"]
     if isinstance(error, PersistenceError | psycopg.Error | sqlite3.Error):

@@ -21,7 +21,3 @@ class StoreNotInitialised(LedgerError):
 
 class StoreUnavailable(LedgerError):
     """The store could not be reached or answered with an error."""
-
-
-class TamperDetected(LedgerError):
-    """The stored chain does not verify."""
