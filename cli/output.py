@@ -94,6 +94,8 @@ def _detail(event: dict[str, Any]) -> str:
         )
     if kind in ("generation_completed", "generation_failed"):
         return f"gen {event['number']} {event.get('reason', '')}".rstrip()
+    if kind == "generation_tagged":
+        return f"gen {event['number']} +{' +'.join(event['tags'])}"
     if kind == "health_reported":
         return f"{event['state']} {event.get('description', '')}".rstrip()
     if kind == "host_reported":

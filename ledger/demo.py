@@ -454,16 +454,19 @@ def staging_hosts(production: int) -> list[tuple[str, str]]:
 
 
 def place(
-    hosts: Sequence[tuple[str, str]], catalog: Catalog, rng: random.Random
+    hosts: Sequence[tuple[str, str]],
+    catalog: Catalog,
+    rng: random.Random,
+    per_host: tuple[int, int] = (3, 6),
 ) -> dict[str, tuple[str, ...]]:
-    """Which services each host runs: a few each, mostly of the host's role; every
-    service on at least one host."""
+    """Which services each host runs: ``per_host`` (between low and high) each, mostly of
+    the host's role; every service on at least one host."""
     names = [s.name for s in catalog.services]
     placed: dict[str, list[str]] = {}
     for host, role in hosts:
         weights = [6 if catalog.spec(n).role == role else 1 for n in names]
         chosen: set[str] = set()
-        for _ in range(min(len(names), rng.randint(3, 6))):
+        for _ in range(min(len(names), rng.randint(*per_host))):
             pick = rng.choices(names, weights=weights)[0]
             chosen.add(pick)
             weights[names.index(pick)] = 0
@@ -558,13 +561,17 @@ class EnvHistory:
         catalog: Catalog,
         seed: int,
         start: timedelta,
+        *,
+        services_per_host: tuple[int, int] = (3, 6),
+        namespace: str = "ledger-demo",
     ) -> None:
+        """``namespace`` seeds the random streams: another one gives other event ids."""
         self.env = env
         self.catalog = catalog
-        self.rng = random.Random(f"ledger-demo:{seed}:{env}:story")
-        self.ids = random.Random(f"ledger-demo:{seed}:{env}:ids")
+        self.rng = random.Random(f"{namespace}:{seed}:{env}:story")
+        self.ids = random.Random(f"{namespace}:{seed}:{env}:ids")
         self.hosts = [h for h, _ in hosts]
-        self.host_services = place(hosts, catalog, self.rng)
+        self.host_services = place(hosts, catalog, self.rng, services_per_host)
         self.service_hosts: dict[str, tuple[str, ...]] = {
             s.name: tuple(h for h in self.hosts if s.name in self.host_services[h])
             for s in catalog.services
@@ -574,6 +581,17 @@ class EnvHistory:
         self.versions = {s.name: s.version for s in catalog.services}
         self.active: dict[tuple[str, str], Build] = {}
         self.entries: dict[tuple[str, str, str], ManifestEntry] = {}
+        # Where the story stands between rollouts: the coordinator's view.
+        self.desired: dict[str, Build] = {}
+        self.good: dict[int, dict[str, Build]] = {}
+        """The desired builds of each generation that completed (rollback targets)."""
+        self.revisions: dict[int, str] = {}
+        self.number = 0
+        self.last_good = 0
+        self.carry: tuple[str, ...] = ()
+        """The changes of a rolled-back generation, to be redeployed with a fix."""
+        self.fix: str | None = None
+        self.tagged = 0
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -622,121 +640,132 @@ class EnvHistory:
     # --- the story ----------------------------------------------------------------------
 
     def events(self) -> Iterator[Envelope]:
+        """The demo's story: 21-25 rollouts, one or two of them failing and rolled back."""
         rng = self.rng
-        names = [s.name for s in self.catalog.services]
         deploys = rng.randint(MIN_DEPLOYS, MIN_DEPLOYS + 4)
         failing = {rng.randint(3, deploys - 3)}
         if deploys >= MIN_DEPLOYS + 2:
             failing.add(rng.randint(3, deploys - 3))
         build_failures = set(rng.sample(range(1, deploys), 3))
         distribution_failures = set(rng.sample(range(0, deploys), 2))
-
-        desired: dict[str, Build] = {}
-        good: dict[int, dict[str, Build]] = {}
-        revisions: dict[int, str] = {}
-        number = 0
-        last_good = 0
-        carry: tuple[str, ...] = ()
-        fix: str | None = None
-        tagged = 0
         for deploy in range(deploys):
-            if deploy == 0:
-                changed = tuple(names)
-            elif carry:
-                changed = carry
-            else:
-                changed = self.pick_changes(names)
-            rebuilt = [n for n in names if n in changed or self.depends_on_any(n, changed)]
+            yield from self.rollout(
+                deploy,
+                fail=deploy in failing,
+                build_failure=deploy in build_failures,
+                copy_failure=deploy in distribution_failures,
+            )
+            yield from self.quiet_period()
 
-            # CI builds the changed services and everything that depends on them.
-            revision = self.revision()
-            new_builds: dict[str, Build] = {}
-            for name in rebuilt:
-                if name in changed and deploy > 0 and (carry == () or name == fix):
-                    self.versions[name] = self.bump(self.versions[name])
-                    if rng.random() < 0.2:
-                        self.pins[name] = min(PINS - 1, self.pins[name] + 1)
-                version = ".".join(map(str, self.versions[name]))
-                if deploy in build_failures and name == rebuilt[0]:
-                    self.tick(120, 900)
-                    reason = rng.choice(_BUILD_FAILURES).format(
-                        hash=random_nix_hash(rng), service=name, version=version
-                    )
-                    yield BuildFailed(
-                        **self.common(CI_ACTOR),
-                        service=name,
-                        version=version,
-                        source_revision=revision,
-                        reason=reason,
-                    )
-                    revision = self.revision()  # the fix commit
-                self.tick(60, 600)
-                build, event = self.build(name, version, revision)
-                new_builds[name] = build
-                yield event
-            desired = {**desired, **new_builds}
+    def rollout(
+        self, deploy: int, *, fail: bool, build_failure: bool, copy_failure: bool
+    ) -> Iterator[Envelope]:
+        """Deploy number ``deploy`` (0 = everything, first time) from build to completion;
+        if ``fail``, an activation fails, the generation fails and is rolled back.
 
-            # The coordinator plans the generation.
-            self.tick(60, 300)
-            number += 1
-            tags: tuple[str, ...] = ()
-            if carry:
-                tags = ("hotfix",)
-            elif deploy > 0 and rng.random() < 0.2:
-                tagged += 1
-                tags = (f"release-{self.now():%Y.%m}.{tagged}",)
-            manifest = self.manifest(desired)
-            yield GenerationPlanned(
+        ``build_failure`` makes one build fail first (and a fix commit follow),
+        ``copy_failure`` makes one copy fail first (and the coordinator retry it).
+        """
+        rng = self.rng
+        names = [s.name for s in self.catalog.services]
+        if deploy == 0:
+            changed = tuple(names)
+        elif self.carry:
+            changed = self.carry
+        else:
+            changed = self.pick_changes(names)
+        rebuilt = [n for n in names if n in changed or self.depends_on_any(n, changed)]
+
+        # CI builds the changed services and everything that depends on them.
+        revision = self.revision()
+        new_builds: dict[str, Build] = {}
+        for name in rebuilt:
+            if name in changed and deploy > 0 and (self.carry == () or name == self.fix):
+                self.versions[name] = self.bump(self.versions[name])
+                if rng.random() < 0.2:
+                    self.pins[name] = min(PINS - 1, self.pins[name] + 1)
+            version = ".".join(map(str, self.versions[name]))
+            if build_failure and name == rebuilt[0]:
+                self.tick(120, 900)
+                reason = rng.choice(_BUILD_FAILURES).format(
+                    hash=random_nix_hash(rng), service=name, version=version
+                )
+                yield BuildFailed(
+                    **self.common(CI_ACTOR),
+                    service=name,
+                    version=version,
+                    source_revision=revision,
+                    reason=reason,
+                )
+                revision = self.revision()  # the fix commit
+            self.tick(60, 600)
+            build, event = self.build(name, version, revision)
+            new_builds[name] = build
+            yield event
+        desired = {**self.desired, **new_builds}
+        self.desired = desired
+
+        # The coordinator plans the generation.
+        self.tick(60, 300)
+        self.number += 1
+        number = self.number
+        tags: tuple[str, ...] = ()
+        if self.carry:
+            tags = ("hotfix",)
+        elif deploy > 0 and rng.random() < 0.2:
+            self.tagged += 1
+            tags = (f"release-{self.now():%Y.%m}.{self.tagged}",)
+        yield GenerationPlanned(
+            **self.common(DEPLOY_ACTOR),
+            number=number,
+            parent=number - 1 if number > 1 else None,
+            reason="deploy",
+            source_revision=revision,
+            tags=tags,
+            manifest=self.manifest(desired),
+        )
+
+        # Copy the new closures to the hosts that will run them.
+        rebuilt_set = set(rebuilt)
+        copies = [(h, s) for h in self.hosts for s in self.host_services[h] if s in rebuilt_set]
+        broken_copy = rng.randrange(len(copies)) if copy_failure else -1
+        for index, (host, service) in enumerate(copies):
+            yield from self.distribute(host, desired[service], index == broken_copy, deploy)
+
+        # Switch over, dependencies first; a failing generation stops at its victim.
+        victim = rng.choice(changed) if fail else None
+        switched, failed = yield from self.switch(number, desired, rebuilt, victim)
+        if not failed:
+            self.tick(5, 60)
+            yield GenerationCompleted(**self.common(DEPLOY_ACTOR), number=number)
+            self.good[number] = desired
+            self.revisions[number] = revision
+            self.last_good = number
+            self.carry, self.fix = (), None
+            yield from self.after_generation(desired, switched)
+        else:
+            self.tick(5, 60)
+            victim_name = failed[0][1]
+            yield GenerationFailed(
                 **self.common(DEPLOY_ACTOR),
                 number=number,
-                parent=number - 1 if number > 1 else None,
-                reason="deploy",
-                source_revision=revision,
-                tags=tags,
-                manifest=manifest,
+                reason=(
+                    f"activation of {victim_name} failed on {len(failed)} of "
+                    f"{len(self.service_hosts[victim_name])} hosts; rollout stopped"
+                ),
             )
-
-            # Copy the new closures to the hosts that will run them.
-            rebuilt_set = set(rebuilt)
-            copies = [(h, s) for h in self.hosts for s in self.host_services[h] if s in rebuilt_set]
-            broken_copy = rng.randrange(len(copies)) if deploy in distribution_failures else -1
-            for index, (host, service) in enumerate(copies):
-                yield from self.distribute(host, desired[service], index == broken_copy, deploy)
-
-            # Switch over, dependencies first; a failing generation stops at its victim.
-            victim = rng.choice(changed) if deploy in failing else None
-            switched, failed = yield from self.switch(number, desired, rebuilt, victim)
-            if not failed:
-                self.tick(5, 60)
-                yield GenerationCompleted(**self.common(DEPLOY_ACTOR), number=number)
-                good[number] = desired
-                revisions[number] = revision
-                last_good = number
-                carry, fix = (), None
-                yield from self.after_generation(desired, switched)
-            else:
-                self.tick(5, 60)
-                victim_name = failed[0][1]
-                yield GenerationFailed(
-                    **self.common(DEPLOY_ACTOR),
-                    number=number,
-                    reason=(
-                        f"activation of {victim_name} failed on {len(failed)} of "
-                        f"{len(self.service_hosts[victim_name])} hosts; rollout stopped"
-                    ),
-                )
-                self.tick(1, 30)
-                yield self.host_report(failed[0][0])
-                desired = good[last_good]
-                number += 1
-                yield from self.rollback(
-                    number, last_good, revisions[last_good], desired, switched, failed
-                )
-                good[number] = desired
-                revisions[number] = revisions[last_good]
-                last_good = number
-                carry, fix = changed, victim_name
-            yield from self.quiet_period()
+            self.tick(1, 30)
+            yield self.host_report(failed[0][0])
+            last_good = self.last_good
+            self.desired = self.good[last_good]
+            self.number += 1
+            yield from self.rollback(
+                self.number, last_good, self.revisions[last_good], self.desired, switched, failed
+            )
+            self.good[self.number] = self.desired
+            self.revisions[self.number] = self.revisions[last_good]
+            self.last_good = self.number
+            self.carry, self.fix = changed, victim_name
 
     def pick_changes(self, names: list[str]) -> tuple[str, ...]:
         """1-3 services to change, leaves more often than foundations (as in real life)."""
@@ -761,10 +790,9 @@ class EnvHistory:
         return (major, minor, patch + 1)
 
     def build(self, name: str, version: str, revision: str) -> tuple[Build, BuildRecorded]:
-        spec = self.catalog.spec(name)
         build_id = random_nix_hash(self.rng)
         artifact = f"/nix/store/{build_id}-{name}-{version}"
-        components = closure(spec, self.pins[name], spec.closure_size + self.rng.randint(-8, 8))
+        components = self.closure(name)
         build = Build(
             service=name,
             version=version,
@@ -783,6 +811,11 @@ class EnvHistory:
             closure=components,
         )
         return build, event
+
+    def closure(self, name: str) -> tuple[Component, ...]:
+        """The closure of a new build of ``name`` (its size varies a little per build)."""
+        spec = self.catalog.spec(name)
+        return closure(spec, self.pins[name], spec.closure_size + self.rng.randint(-8, 8))
 
     def distribute(self, host: str, build: Build, broken: bool, deploy: int) -> Iterator[Envelope]:
         rng = self.rng
@@ -1030,9 +1063,8 @@ class EnvHistory:
     ) -> Iterator[Envelope]:
         """Agents report on the services just switched, and one or two on their whole host."""
         rng = self.rng
-        sample = rng.sample(switched, min(len(switched), max(2, len(switched) // 6)))
-        sample.sort(key=switched.index)
-        for host, service in sample:
+        picked = rng.sample(range(len(switched)), min(len(switched), max(2, len(switched) // 6)))
+        for host, service in (switched[i] for i in sorted(picked)):
             self.tick(1, 30)
             yield self.service_health(host, service)
         for host in sorted(rng.sample(self.hosts, min(len(self.hosts), rng.randint(1, 2)))):

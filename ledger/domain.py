@@ -94,6 +94,10 @@ class GenerationFailedEntry(LedgerEntry):
     pass
 
 
+class GenerationTaggedEntry(LedgerEntry):
+    pass
+
+
 class HostReportedEntry(LedgerEntry):
     pass
 
@@ -113,6 +117,7 @@ ENTRY_CLASSES: dict[str, type[LedgerEntry]] = {
     "generation_planned": GenerationPlannedEntry,
     "generation_completed": GenerationCompletedEntry,
     "generation_failed": GenerationFailedEntry,
+    "generation_tagged": GenerationTaggedEntry,
     "host_reported": HostReportedEntry,
 }
 """The entry class of each event kind."""

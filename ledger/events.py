@@ -351,6 +351,16 @@ class GenerationFailed(Envelope):
     reason: Text = Field(default="", description="Why it failed.")
 
 
+class GenerationTagged(Envelope):
+    """Labels put on a generation after the fact (``ledger tag 42 known-good``)."""
+
+    kind: Literal["generation_tagged"] = "generation_tagged"
+    number: GenerationNumber = Field(description="The generation to label.")
+    tags: tuple[Name, ...] = Field(
+        min_length=1, max_length=100, description="Labels for the generation (release-2026.03)."
+    )
+
+
 # --- host reports --------------------------------------------------------------------
 
 
@@ -390,6 +400,7 @@ LedgerEvent = Annotated[
     | GenerationPlanned
     | GenerationCompleted
     | GenerationFailed
+    | GenerationTagged
     | HostReported,
     Field(discriminator="kind"),
 ]
@@ -413,6 +424,7 @@ KINDS: dict[str, type[Envelope]] = {
         GenerationPlanned,
         GenerationCompleted,
         GenerationFailed,
+        GenerationTagged,
         HostReported,
     )
 }

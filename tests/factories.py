@@ -75,6 +75,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     "generation_planned": {"reason": "deploy", "manifest": [ENTRY], "tags": ["release-1"]},
     "generation_completed": {"number": 1},
     "generation_failed": {"number": 1, "reason": "3 hosts failed"},
+    "generation_tagged": {"number": 1, "tags": ["known-good"]},
     "host_reported": {"host": "web-001", "manifest": [ENTRY]},
 }
 

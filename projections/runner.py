@@ -1,0 +1,209 @@
+"""The runner: keeps every view caught up with the ledger, and rebuilds them.
+
+It reads the ledger's notification log in batches from the lowest tracked position
+and hands each view the facts it has not seen, all in one transaction per batch that
+also advances each view's tracking record. The library's tracking insert refuses a
+position that does not advance, so if another runner got there first the whole batch
+rolls back and this one re-reads where the views are: nothing is applied twice or
+skipped, whatever crashes or runs concurrently.
+
+Reading is by polling (``select_notifications``), which works on both backends:
+SQLite has no subscriptions in eventsourcing 9.5, and polling from a tracked position
+is what a subscription does anyway.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from eventsourcing.persistence import (
+    IntegrityError,
+    Notification,
+    OperationalError,
+    Tracking,
+)
+
+from ledger.application import Ledger
+from ledger.domain import CHAIN_ID, LedgerEntry
+from ledger.errors import InvalidInput
+from ledger.store import StoreLocation
+from projections.builds import BuildsView
+from projections.failures import FailuresView
+from projections.generations import GenerationsView
+from projections.history import HistoryView
+from projections.placements import PlacementsView
+from projections.store import AnyViewRecorder, Tx, open_views, tracking_name
+from projections.view import Fact, View
+
+VIEW_CLASSES: tuple[type[View], ...] = (
+    BuildsView,
+    PlacementsView,
+    GenerationsView,
+    HistoryView,
+    FailuresView,
+)
+VIEW_NAMES = tuple(cls.name for cls in VIEW_CLASSES)
+READ_BATCH = 1000
+MAX_RACES = 50
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ViewStatus:
+    name: str
+    description: str
+    notification_id: int
+    position: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        return self.head - self.position
+
+
+class Views:
+    """The ledger's views, in the ledger's database or in another one."""
+
+    def __init__(self, ledger: Ledger, location: StoreLocation | None = None) -> None:
+        self.ledger = ledger
+        self.location = location or ledger.location
+        self.recorder: AnyViewRecorder = open_views(self.location)
+        self.views: dict[str, View] = {cls.name: cls(self.recorder) for cls in VIEW_CLASSES}
+        self._create_tables(self.views.values())
+
+    @property
+    def embedded(self) -> bool:
+        """Views in a SQLite file: queries bring them up to date before answering."""
+        return self.location.backend == "sqlite"
+
+    def _create_tables(self, views: Iterable[View]) -> None:
+        with self.recorder.transaction(commit=True) as tx:
+            for view in views:
+                for statement in view.ddl:
+                    tx.execute(statement)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.recorder.transaction(commit=False) as tx:
+            return tx.query(sql, params)
+
+    def read(self) -> Any:
+        """A read-only transaction, for several queries that must agree."""
+        return self.recorder.transaction(commit=False)
+
+    # --- following --------------------------------------------------------------------
+
+    def positions(self) -> dict[str, int]:
+        """The last notification id each view has processed (0: none yet)."""
+        return {
+            name: self.recorder.max_tracking_id(tracking_name(name)) or 0 for name in self.views
+        }
+
+    def lag(self) -> int:
+        """Events the slowest view has still to process."""
+        return min(status.lag for status in self.status())
+
+    def status(self) -> list[ViewStatus]:
+        head_position, _ = self.ledger.head()
+        return [
+            ViewStatus(
+                name,
+                self.views[name].description,
+                notification_id,
+                self._position_of(notification_id),
+                head_position,
+            )
+            for name, notification_id in self.positions().items()
+        ]
+
+    def _position_of(self, notification_id: int) -> int:
+        if notification_id == 0:
+            return 0
+        found = self.ledger.recorder.select_notifications(notification_id, 1)
+        return found[0].originator_version if found else 0
+
+    def catch_up(self, progress: Progress | None = None) -> int:
+        """Process every fact the views have not seen; returns how many were read."""
+        total = 0
+        for _ in range(MAX_RACES):
+            try:
+                return total + self._run(self.positions(), progress)
+            except (IntegrityError, OperationalError):
+                # Another runner advanced a view first (or held the write lock when
+                # this one wanted it): nothing of this batch was kept; look again.
+                time.sleep(0.05)
+        return total + self._run(self.positions(), progress)
+
+    def _run(self, positions: dict[str, int], progress: Progress | None) -> int:
+        start = min(positions.values(), default=0)
+        read = 0
+        while True:
+            batch = self.ledger.recorder.select_notifications(
+                start, READ_BATCH, inclusive_of_start=False
+            )
+            if not batch:
+                return read
+            last = batch[-1].id
+            facts = self._decode(batch)
+            with self.recorder.transaction(commit=True) as tx:
+                for name, view in self.views.items():
+                    if positions[name] < last:
+                        self._feed(tx, view, facts, positions[name], last)
+            positions = {name: max(seen, last) for name, seen in positions.items()}
+            read += len(batch)
+            if progress:
+                progress(len(batch))
+            if len(batch) < READ_BATCH:
+                return read
+            start = last
+
+    def _decode(self, batch: Sequence[Notification]) -> list[Fact]:
+        to_domain_event = self.ledger.mapper.to_domain_event
+        return [
+            Fact.from_entry(n.id, cast(LedgerEntry, to_domain_event(n)))
+            for n in batch
+            if n.originator_id == CHAIN_ID
+        ]
+
+    def _feed(self, tx: Tx, view: View, facts: list[Fact], after: int, last: int) -> None:
+        mine = [f for f in facts if f.notification_id > after and f.kind in view.kinds]
+        if mine:
+            view.apply(tx, mine)
+        self.recorder.track(tx, Tracking(tracking_name(view.name), last))
+
+    def follow(self, interval: float, progress: Progress | None = None) -> None:
+        """Catch up, then keep polling for new facts until interrupted."""
+        while True:
+            self.catch_up(progress)
+            time.sleep(interval)
+
+    # --- rebuilding -------------------------------------------------------------------
+
+    def rebuild(self, names: Sequence[str] = (), progress: Progress | None = None) -> int:
+        """Drop the named views (all when none), reset their tracking, replay the stream."""
+        unknown = [name for name in names if name not in self.views]
+        if unknown:
+            raise InvalidInput(
+                f"no view named {unknown[0]!r}: the views are {', '.join(VIEW_NAMES)}"
+            )
+        chosen = [self.views[name] for name in (names or VIEW_NAMES)]
+        with self.recorder.transaction(commit=True) as tx:
+            for view in chosen:
+                for table in view.tables:
+                    tx.execute(f"DROP TABLE IF EXISTS {table}")
+                self.recorder.forget(tx, tracking_name(view.name))
+        self._create_tables(chosen)
+        return self.catch_up(progress)
+
+    def dump(self, name: str) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of a view's tables, sorted: for comparing two builds of a view."""
+        dumped = {}
+        for table in self.views[name].tables:
+            rows = self.query(f"SELECT * FROM {table}")
+            dumped[table] = sorted((tuple(row.values()) for row in rows), key=repr)
+        return dumped

@@ -1,0 +1,158 @@
+"""Where the views live: their tables and tracking positions, in one database.
+
+The views sit in the ledger's own database by default, or in another one (``--views
+URL``, same URL forms as the ledger). Each backend gets a subclass of the
+eventsourcing library's tracking recorder, so every view's rows and its tracking record
+are written by the library's machinery in one transaction: the tracking insert refuses a
+position that does not advance, which rolls the whole batch back.
+
+SQL is written once, with ``?`` placeholders, and runs on both backends: the types
+(TEXT, BIGINT, DOUBLE PRECISION), partial indexes and ``ON CONFLICT`` clauses used are
+common to SQLite and PostgreSQL. Timestamps are stored as integer microseconds since
+the epoch (UTC) so that they compare and index as numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from eventsourcing.utils import Environment
+
+from ledger.store import StoreLocation
+
+UPSTREAM = "Ledger"
+"""The application whose notifications the views follow."""
+
+
+def tracking_name(view: str) -> str:
+    """The tracking key of one view: the views share one tracking table, a row each."""
+    return f"{UPSTREAM}/{view}"
+
+
+def to_micros(timestamp: str | datetime) -> int:
+    """A timestamp (ISO 8601 with zone, or aware datetime) as UTC epoch microseconds."""
+    when = datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else timestamp
+    delta = when - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Cursor(Protocol):
+    def execute(self, sql: Any, params: Any = ...) -> Any: ...
+
+    def executemany(self, sql: Any, params: Any) -> Any: ...
+
+    def fetchall(self) -> Any: ...
+
+
+class Tx:
+    """One open transaction on the views database, with backend-neutral helpers."""
+
+    def __init__(self, cursor: Cursor, *, postgres: bool) -> None:
+        self.cursor = cursor
+        self.postgres = postgres
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self.postgres else text
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> None:
+        self.cursor.execute(self.sql(text), tuple(params))
+
+    def execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cursor.executemany(self.sql(text), rows)
+
+    def insert(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, ignore: str = ""
+    ) -> None:
+        """Insert rows; ``ignore`` names a conflict target whose duplicates are skipped."""
+        if not rows:
+            return
+        placeholders = ", ".join("?" for _ in columns)
+        conflict = f" ON CONFLICT ({ignore}) DO NOTHING" if ignore else ""
+        self.execute_many(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}){conflict}", rows
+        )
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self.cursor.execute(self.sql(text), tuple(params))
+        return [dict(row) for row in self.cursor.fetchall()]
+
+
+class ViewRecorder(Protocol):
+    """What both backends' view recorders offer (beyond the library's TrackingRecorder)."""
+
+    postgres: bool
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Tx]: ...
+
+    def track(self, tx: Tx, tracking: Tracking) -> None: ...
+
+    def max_tracking_id(self, application_name: str) -> int | None: ...
+
+
+class SQLiteViewRecorder(SQLiteTrackingRecorder):
+    postgres = False
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Tx]:
+        with self.datastore.transaction(commit=commit) as c:
+            yield Tx(cast(Cursor, c), postgres=False)
+
+    def track(self, tx: Tx, tracking: Tracking) -> None:
+        self._insert_tracking(cast(Any, tx.cursor), tracking)
+
+    def forget(self, tx: Tx, application_name: str) -> None:
+        tx.execute("DELETE FROM tracking WHERE application_name = ?", (application_name,))
+
+
+class PostgresViewRecorder(PostgresTrackingRecorder):
+    postgres = True
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Tx]:
+        with self.datastore.transaction(commit=commit) as c:
+            if self.datastore.schema:
+                c.execute(f'SET LOCAL search_path TO "{self.datastore.schema}"')
+            yield Tx(cast(Cursor, c), postgres=True)
+
+    def track(self, tx: Tx, tracking: Tracking) -> None:
+        self._insert_tracking(cast(Any, tx.cursor), tracking)
+
+    def forget(self, tx: Tx, application_name: str) -> None:
+        tx.execute(
+            f"DELETE FROM {self.tracking_table_name} WHERE application_name = ?",
+            (application_name,),
+        )
+
+
+AnyViewRecorder = SQLiteViewRecorder | PostgresViewRecorder
+
+
+def open_views(location: StoreLocation) -> AnyViewRecorder:
+    """The views recorder on a database (its tracking table is created when missing)."""
+    settings = {
+        **location.settings,
+        "CREATE_TABLE": "yes",
+        "TRACKING_RECORDER_TOPIC": "",
+    }
+    settings.pop("APPLICATION_RECORDER_TOPIC", None)
+    factory = InfrastructureFactory.construct(Environment("ledger_views", settings))
+    recorder_class: type[TrackingRecorder] = (
+        PostgresViewRecorder if location.backend == "postgres" else SQLiteViewRecorder
+    )
+    recorder = factory.tracking_recorder(cast(Any, recorder_class))
+    return cast(AnyViewRecorder, recorder)

@@ -1,0 +1,91 @@
+"""What every view is: an eventsourcing ``Projection`` over the ledger's entries.
+
+A view names the event kinds it reads, the tables it owns (with their DDL) and how a
+batch of facts changes those tables. The runner (``projections.runner``) hands it
+batches inside one transaction that also advances the view's tracking position;
+``process_event`` is the library's one-event form of the same thing.
+
+Views must be deterministic functions of the stream: row keys come from positions,
+never from sequences or the clock, so that a rebuilt view equals the incrementally
+maintained one row for row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.projection import Projection
+
+from ledger.domain import TOPICS, LedgerEntry
+from projections.store import AnyViewRecorder, Tx
+
+HOST_CHUNK = 400
+"""Hosts per ``IN (…)`` list when a view looks up the state of a batch's hosts."""
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One ledger entry as views see it."""
+
+    notification_id: int
+    position: int
+    event: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.event["kind"])
+
+    @classmethod
+    def from_entry(cls, notification_id: int, entry: LedgerEntry) -> Fact:
+        return cls(notification_id, entry.originator_version, entry.event)
+
+
+class View(Projection[AnyViewRecorder]):
+    """A materialised view of the ledger: tables plus a tracking position."""
+
+    kinds: ClassVar[frozenset[str]] = frozenset()
+    tables: ClassVar[tuple[str, ...]] = ()
+    """The tables the view owns, dropped on rebuild; first the one dumps start with."""
+    ddl: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.topics = tuple(TOPICS[kind] for kind in sorted(cls.kinds) if kind in TOPICS)
+
+    def apply(self, tx: Tx, facts: Sequence[Fact]) -> None:
+        """Change the view's tables for these facts (all of kinds the view reads)."""
+        raise NotImplementedError
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """The library's interface: one event and its tracking, in one transaction."""
+        fact = Fact.from_entry(tracking.notification_id, domain_event)
+        with self.view.transaction(commit=True) as tx:
+            if fact.kind in self.kinds:
+                self.apply(tx, [fact])
+            self.view.track(tx, tracking)
+
+
+T = TypeVar("T")
+
+
+def chunks(items: Iterable[T], size: int = HOST_CHUNK) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def rows_for_hosts(tx: Tx, sql: str, hosts: Iterable[str]) -> list[dict[str, Any]]:
+    """Run ``sql`` (which ends in ``host IN``) for the given hosts, in chunks."""
+    rows: list[dict[str, Any]] = []
+    for batch in chunks(sorted(set(hosts))):
+        rows += tx.query(f"{sql} ({', '.join('?' for _ in batch)})", batch)
+    return rows
