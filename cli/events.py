@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import collections
-import getpass
 import json
-import socket
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import IO, Any, Literal, get_args, get_origin
 from uuid import uuid4
 
 import click
 
 from cli import output
+from cli.params import default_actor, timestamp
 from cli.session import Session, pass_session
 from ledger.application import StoredFact
 from ledger.errors import InvalidInput
@@ -35,13 +34,6 @@ KIND_EXAMPLES = {
     "--description 'p99 latency 2.3 s' --ttl-s 60",
     "generation_planned": "--env production --parent 41 --reason deploy --manifest manifest.json",
 }
-
-
-def _default_actor() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _choices(annotation: Any) -> list[str] | None:
@@ -68,7 +60,7 @@ def _record_command(kind: str, model: type[Envelope]) -> click.Command:
     params: list[click.Parameter] = [
         click.Option(["--env"], required=True, help="Environment, e.g. production."),
         click.Option(
-            ["--actor"], default=_default_actor, show_default="user@host", help="Who reports it."
+            ["--actor"], default=default_actor, show_default="user@host", help="Who reports it."
         ),
         click.Option(
             ["--occurred-at"],
@@ -201,25 +193,6 @@ def _size(file: IO[bytes]) -> int | None:
             file.seek(0)
 
 
-def _timestamp(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date or an ISO 8601 time such as 2026-03-11T14:10:00Z",
-            param_hint=option,
-        ) from None
-    if parsed.tzinfo is None:
-        raise click.BadParameter(
-            f"{value!r} has no timezone; add Z for UTC (2026-03-11T14:10:00Z)", param_hint=option
-        )
-    return parsed.astimezone(UTC)
-
-
 @click.command()
 @click.option("--env", help="Only this environment.")
 @click.option("--host", help="Only events about this host.")
@@ -265,8 +238,8 @@ def log(
       ledger log --kind activation_failed --kind generation_failed
       ledger log --json | LEDGER_URL=copy.db ledger ingest -
     """
-    start = _timestamp(since, "--since")
-    end = _timestamp(until, "--until")
+    start = timestamp(since, "--since")
+    end = timestamp(until, "--until")
     ledger = session.open()
 
     def wanted(fact: StoredFact) -> bool:

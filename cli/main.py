@@ -8,11 +8,13 @@ from typing import Any
 
 import click
 
-from cli import demo, events, store
+from cli import audit, demo, events, fleet, projections, store
 from cli.errors import explain
 from cli.output import error_console
 from cli.session import Session
 from ledger.store import URL_VARIABLE, default_url
+
+VIEWS_VARIABLE = "LEDGER_VIEWS_URL"
 
 
 class LedgerGroup(click.Group):
@@ -46,10 +48,18 @@ class LedgerGroup(click.Group):
     metavar="URL",
     help=f"SQLite file or postgresql:// URL of the ledger (env: {URL_VARIABLE}).",
 )
+@click.option(
+    "--views",
+    "views_url",
+    envvar=VIEWS_VARIABLE,
+    metavar="URL",
+    help="Keep the views (projections) in this database instead of the ledger's "
+    f"(SQLite file or postgresql:// URL; env: {VIEWS_VARIABLE}).",
+)
 @click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
 @click.version_option(package_name="deploy-ledger")
 @click.pass_context
-def root(ctx: click.Context, url: str, debug: bool) -> None:
+def root(ctx: click.Context, url: str, views_url: str | None, debug: bool) -> None:
     """An append-only, tamper-evident ledger of everything deployed on a fleet.
 
     Every build, distribution, activation, drain and health event is appended to one
@@ -59,10 +69,11 @@ def root(ctx: click.Context, url: str, debug: bool) -> None:
     \b
     Example:
       ledger demo                      # a 300-host demo fleet in ./ledger.db
+      ledger where openssl --version-range '>=1.0.1,<1.0.2'
       ledger log --env production --kind activation_failed
       LEDGER_URL=postgresql://ledger@db/ledger ledger verify
     """
-    ctx.obj = Session(url=url, debug=debug)
+    ctx.obj = Session(url=url, debug=debug, views_url=views_url)
 
 
 for command in (
@@ -73,6 +84,18 @@ for command in (
     store.verify,
     events.schema,
     demo.demo,
+    projections.project,
+    projections.projections,
+    fleet.topology,
+    fleet.manifest,
+    fleet.generations,
+    fleet.generation,
+    fleet.tag,
+    fleet.diff,
+    audit.where,
+    audit.history,
+    audit.failures,
+    fleet.metrics,
 ):
     root.add_command(command)
 

@@ -108,6 +108,48 @@ def _detail(event: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
+Column = tuple[str, str]
+"""A table column: the row key it shows, and its header."""
+
+TIME_KEYS = ("since", "occurred_at", "planned_at", "finished_at")
+ID_KEYS = ("build_id", "from_build", "to_build")
+
+
+def cell(key: str, value: Any) -> Text:
+    """A value as a table cell; producers' strings are never read as rich markup."""
+    if value is None:
+        return Text("")
+    if key in TIME_KEYS:
+        return Text(_when(value))
+    if key in ID_KEYS:
+        return Text(_short(value))
+    if isinstance(value, list | tuple):
+        return Text(", ".join(str(v) for v in value))
+    if isinstance(value, bool):
+        return Text("yes" if value else "")
+    return Text(str(value))
+
+
+def rows_table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    *,
+    empty: str,
+    style: Callable[[dict[str, Any]], str | None] = lambda row: None,
+) -> None:
+    """Rows as a table, one column per (key, header); ``empty`` when there are none."""
+    if not rows:
+        console().print(f"[dim]{escape(empty)}[/dim]")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for index, (_, header) in enumerate(columns):
+        # The last column may wrap (lists, reasons); the others stay whole.
+        table.add_column(header, no_wrap=index < len(columns) - 1)
+    for row in rows:
+        table.add_row(*(cell(key, row.get(key)) for key, _ in columns), style=style(row))
+    console().print(table)
+
+
 def facts_table(facts: list[StoredFact], *, matching: int) -> None:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("pos", "occurred (UTC)", "env", "kind", "host", "service", "detail"):

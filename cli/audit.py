@@ -1,0 +1,224 @@
+"""Commands for auditors: where a package is deployed (now or then), a host's history,
+and what failed or contradicts the stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from cli import output
+from cli.fleet import env_option, json_option
+from cli.params import timestamp
+from cli.session import Session, pass_session
+from projections import queries
+from projections.versions import parse_range
+
+
+@click.command()
+@click.argument("name")
+@click.option("--version", help="Only this exact version (e.g. 1.0.1p).")
+@click.option(
+    "--version-range",
+    metavar="RANGE",
+    help="Only versions in this range, e.g. '>=1.0.1,<1.0.2' (Nix/semver order: "
+    "1.0.10 > 1.0.9, 1.0.1p > 1.0.1, 1.0.0-rc1 < 1.0.0).",
+)
+@click.option("--at", "at_", metavar="TIME", help="What was active at that moment instead.")
+@click.option(
+    "--known-at",
+    metavar="TIME",
+    help="As the ledger knew it at that moment: facts recorded later are left out "
+    "(default: everything recorded).",
+)
+@click.option(
+    "--generation",
+    "generation_number",
+    type=click.IntRange(min=1),
+    help="In the desired manifest of this generation instead.",
+)
+@env_option
+@click.option("--summary", is_flag=True, help="Only the summary per version, not every host.")
+@json_option
+@pass_session
+def where(
+    session: Session,
+    name: str,
+    version: str | None,
+    version_range: str | None,
+    at_: str | None,
+    known_at: str | None,
+    generation_number: int | None,
+    env: str | None,
+    summary: bool,
+    as_json: bool,
+) -> None:
+    """Show every host and service whose active closure holds package NAME.
+
+    Each row: the placement, its build, the package's version and store path, and
+    since when it has been active. By default the answer is for now; --at TIME answers
+    for any past moment (add --known-at TIME for what the ledger knew then), and
+    --generation N for the desired manifest of a past generation. TIME is a date or an
+    ISO 8601 time with timezone.
+
+    \b
+    Example:
+      ledger where openssl
+      ledger where openssl --version-range '>=1.0.1,<1.0.2' --env production
+      ledger where openssl --at 2026-01-10T12:00:00Z --summary
+      ledger where zlib --generation 12 --env production --json
+    """
+    if version and version_range:
+        raise click.UsageError("give --version or --version-range, not both")
+    at = timestamp(at_, "--at")
+    known = timestamp(known_at, "--known-at")
+    if generation_number is not None and (at or known):
+        raise click.UsageError("give --generation or --at/--known-at, not both")
+    rows = queries.where(
+        session.views(),
+        name,
+        version=version,
+        version_range=parse_range(version_range) if version_range else None,
+        at=at,
+        known_at=known,
+        generation_number=generation_number,
+        env=env,
+    )
+    if as_json:
+        output.print_json(queries.where_summary(rows) if summary else rows)
+        return
+    if not summary:
+        output.rows_table(
+            rows,
+            [
+                ("env", "env"),
+                ("host", "host"),
+                ("service", "service"),
+                ("build_id", "build"),
+                ("version", "version"),
+                ("store_path", "store path"),
+                ("since", "since (UTC)"),
+                ("generation", "gen"),
+            ],
+            empty=f"no active closure holds {name}",
+        )
+    if rows:
+        hosts = len({(r["env"], r["host"]) for r in rows})
+        output.console().print(
+            f"\n[bold]{escape(name)}[/bold]: {len(rows)} placements on {hosts} hosts"
+        )
+        output.rows_table(
+            [
+                {**s, "hosts": f"{s['hosts']} hosts", "services": ", ".join(s["services"])}
+                for s in queries.where_summary(rows)
+            ],
+            [
+                ("env", "env"),
+                ("version", "version"),
+                ("hosts", "on"),
+                ("services", "in services"),
+            ],
+            empty="",
+        )
+    elif summary:
+        output.console().print(f"[dim]no active closure holds {escape(name)}[/dim]")
+
+
+@click.command()
+@click.option("--host", required=True, help="The host.")
+@click.option("--service", help="Only this service (host-level health stays out).")
+@env_option
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Only the last N entries (default: all).",
+)
+@json_option
+@pass_session
+def history(
+    session: Session,
+    host: str,
+    service: str | None,
+    env: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Show everything that happened on a host, in ledger order, with who reported it.
+
+    Distributions, activations, drains, deactivations, host reports and health changes
+    (repeated reports of an unchanged state are left out).
+
+    \b
+    Example:
+      ledger history --host web-001
+      ledger history --host web-001 --service api --limit 20
+    """
+    rows = queries.history(session.views(), host, service, env)
+    if limit:
+        rows = rows[-limit:]
+    if as_json:
+        output.print_json(rows)
+        return
+    output.rows_table(
+        rows,
+        [
+            ("position", "pos"),
+            ("occurred_at", "occurred (UTC)"),
+            ("env", "env"),
+            ("service", "service"),
+            ("kind", "kind"),
+            ("build_id", "build"),
+            ("generation", "gen"),
+            ("actor", "actor"),
+            ("detail", "detail"),
+        ],
+        empty=f"nothing recorded for host {host}",
+        style=_failed,
+    )
+
+
+def _failed(row: dict[str, Any]) -> str | None:
+    return "red" if str(row.get("kind", "")).endswith(("_failed", "_timed_out")) else None
+
+
+@click.command()
+@env_option
+@click.option("--anomalies", is_flag=True, help="Only facts that contradict the stream.")
+@json_option
+@pass_session
+def failures(session: Session, env: str | None, anomalies: bool, as_json: bool) -> None:
+    """Show failures and anomalies, in ledger order.
+
+    Failed builds, distributions, activations and generations, drains that timed out,
+    and facts that contradict the stream: an activation of a build never distributed
+    to that host, a deactivation of a build never activated there.
+
+    \b
+    Example:
+      ledger failures --env production
+      ledger failures --anomalies --json
+    """
+    rows = queries.failures(session.views(), env)
+    if anomalies:
+        rows = [row for row in rows if row["problem"] == "anomaly"]
+    if as_json:
+        output.print_json(rows)
+        return
+    output.rows_table(
+        rows,
+        [
+            ("position", "pos"),
+            ("occurred_at", "occurred (UTC)"),
+            ("env", "env"),
+            ("problem", "problem"),
+            ("host", "host"),
+            ("service", "service"),
+            ("build_id", "build"),
+            ("generation", "gen"),
+            ("reason", "reason"),
+        ],
+        empty="no failures recorded",
+        style=lambda row: "yellow" if row["problem"] == "anomaly" else "red",
+    )

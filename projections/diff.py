@@ -1,0 +1,119 @@
+"""``ledger diff A B``: what changed between two generations of an environment.
+
+Placements are compared per (host, service): added, removed, or changed to another
+build. For every changed placement the two builds' closures are compared by package
+name, the way ``nix store diff-closures`` does for one machine, and the changes are
+summed up over the fleet: "openssl 1.0.1p → 1.0.2d in 4 services on 37 hosts".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from ledger.errors import InvalidInput
+from projections.queries import Row, pick_env
+from projections.runner import Views
+from projections.versions import version_key
+from projections.view import chunks
+
+
+def _entries(views: Views, env: str, number: int) -> dict[tuple[str, str], str]:
+    rows = views.query(
+        "SELECT host, service, build_id FROM generation_entries WHERE env = ? AND number = ?",
+        (env, number),
+    )
+    if not rows and not views.query(
+        "SELECT 1 AS found FROM generations WHERE env = ? AND number = ?", (env, number)
+    ):
+        raise InvalidInput(f"{env} has no generation {number}")
+    return {(r["host"], r["service"]): r["build_id"] for r in rows}
+
+
+def _closures(views: Views, build_ids: set[str]) -> dict[str, dict[str, set[str]]]:
+    """Per build: package name → the versions of it in the closure."""
+    closures: dict[str, dict[str, set[str]]] = {b: defaultdict(set) for b in build_ids}
+    for batch in chunks(sorted(build_ids)):
+        for row in views.query(
+            "SELECT build_id, name, version FROM build_components "
+            f"WHERE build_id IN ({', '.join('?' * len(batch))})",
+            batch,
+        ):
+            closures[row["build_id"]][row["name"]].add(row["version"])
+    return closures
+
+
+EMPTY = "∅"
+
+
+def _versions(versions: set[str]) -> str:
+    return ", ".join(sorted(versions, key=version_key)) or EMPTY
+
+
+def diff(views: Views, a: int, b: int, env: str | None = None) -> Row:
+    env = pick_env(views, env)
+    old, new = _entries(views, env, a), _entries(views, env, b)
+    services: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+    changed_pairs: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for key in sorted(old.keys() | new.keys()):
+        host, service = key
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        change = "added" if before is None else "removed" if after is None else "changed"
+        services[(service, change, before or "", after or "")].add(host)
+        if before is not None and after is not None:
+            changed_pairs[(before, after)].append((host, service))
+
+    closures = _closures(views, {build for pair in changed_pairs for build in pair})
+    packages: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
+    for (before, after), placements in changed_pairs.items():
+        was, now = closures[before], closures[after]
+        for name in was.keys() | now.keys():
+            if was.get(name, set()) == now.get(name, set()):
+                continue
+            moved = (name, _versions(was.get(name, set())), _versions(now.get(name, set())))
+            hosts, names = packages.setdefault(moved, (set(), set()))
+            hosts.update(host for host, _ in placements)
+            names.update(service for _, service in placements)
+
+    return {
+        "env": env,
+        "from": a,
+        "to": b,
+        "services": [
+            {
+                "service": service,
+                "change": change,
+                "from_build": before or None,
+                "to_build": after or None,
+                "hosts": len(hosts),
+            }
+            for (service, change, before, after), hosts in sorted(services.items())
+        ],
+        "closure_changes": [
+            {
+                "name": name,
+                "from": before,
+                "to": after,
+                "services": sorted(names),
+                "hosts": len(hosts),
+            }
+            for (name, before, after), (hosts, names) in sorted(packages.items(), key=_importance)
+        ],
+    }
+
+
+def _importance(item: tuple[tuple[str, str, str], tuple[set[str], set[str]]]) -> tuple[Any, ...]:
+    """Version changes before additions and removals, the widest spread first."""
+    (name, before, after), (hosts, _) = item
+    return (EMPTY in (before, after), -len(hosts), name)
+
+
+def describe_change(change: dict[str, Any]) -> str:
+    """ "openssl 1.0.1p → 1.0.2d in 4 services on 37 hosts"."""
+    services, hosts = len(change["services"]), change["hosts"]
+    return (
+        f"{change['name']} {change['from']} → {change['to']} in "
+        f"{services} service{'s' * (services != 1)} on {hosts} host{'s' * (hosts != 1)}"
+    )

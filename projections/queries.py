@@ -1,0 +1,323 @@
+"""What the views answer: topology, manifests, generations, audit, history, failures.
+
+Every function returns plain rows (dicts of JSON-ready values, timestamps as ISO 8601
+UTC strings), in a stable order: the CLI prints them as tables or as JSON, and the HTTP
+API will serve the same rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ledger.errors import InvalidInput
+from projections.runner import Views
+from projections.store import from_micros, to_micros
+from projections.versions import VersionRange, version_key, version_matches
+
+Row = dict[str, Any]
+_FOREVER = 2**62
+
+
+def iso(micros: int | None) -> str | None:
+    if micros is None:
+        return None
+    return from_micros(micros).isoformat().replace("+00:00", "Z")
+
+
+def _env_clause(env: str | None, column: str = "env") -> tuple[str, list[Any]]:
+    return (f" AND {column} = ?", [env]) if env else ("", [])
+
+
+def pick_env(views: Views, env: str | None) -> str:
+    """The env a generation number refers to: the one given, or the only one there is."""
+    envs = [r["env"] for r in views.query("SELECT DISTINCT env FROM generations ORDER BY env")]
+    if env:
+        if env not in envs:
+            known = ", ".join(envs) or "none yet"
+            raise InvalidInput(f"environment {env!r} has no generations (known: {known})")
+        return env
+    if not envs:
+        raise InvalidInput("the ledger holds no generations yet")
+    if len(envs) > 1:
+        raise InvalidInput(f"several environments ({', '.join(envs)}): pick one with --env")
+    return str(envs[0])
+
+
+# --- topology and manifests ----------------------------------------------------------
+
+_CURRENT = """
+SELECT p.env, p.host, p.service, p.build_id, b.version, b.artifact, p.valid_from,
+       p.generation, hs.state AS service_state, hs.occurred_at AS service_at,
+       hs.ttl_s AS service_ttl, hh.state AS host_state, hh.occurred_at AS host_at,
+       hh.ttl_s AS host_ttl
+FROM placements p
+LEFT JOIN builds b ON b.build_id = p.build_id
+LEFT JOIN health hs ON hs.env = p.env AND hs.host = p.host AND hs.service = p.service
+LEFT JOIN health hh ON hh.env = p.env AND hh.host = p.host AND hh.service = ''
+WHERE p.end_position IS NULL"""
+
+
+def _health(state: str | None, at: int | None, ttl: float | None, now: float) -> str | None:
+    if state is None or at is None:
+        return None
+    if ttl is not None and at / 1e6 + ttl < now:
+        return f"{state} (stale)"
+    return state
+
+
+def _placement(row: Row, now: float) -> Row:
+    service = _health(row["service_state"], row["service_at"], row["service_ttl"], now)
+    host = _health(row["host_state"], row["host_at"], row["host_ttl"], now)
+    return {
+        "env": row["env"],
+        "host": row["host"],
+        "service": row["service"],
+        "build_id": row["build_id"],
+        "version": row["version"],
+        "artifact": row["artifact"],
+        "since": iso(row["valid_from"]),
+        "generation": row["generation"],
+        "health": service or host,
+    }
+
+
+def topology(views: Views, env: str | None = None) -> list[Row]:
+    """Every active placement: env, host, service, build, since when, generation, health."""
+    clause, params = _env_clause(env, "p.env")
+    rows = views.query(f"{_CURRENT}{clause} ORDER BY p.env, p.host, p.service", params)
+    now = time.time()
+    return [_placement(row, now) for row in rows]
+
+
+def manifest(views: Views, host: str, env: str | None = None) -> list[Row]:
+    """What a host runs, Disnix-profile style: builds, closures and dependencies."""
+    clause, params = _env_clause(env, "p.env")
+    with views.read() as tx:
+        rows = tx.query(
+            f"{_CURRENT} AND p.host = ?{clause} ORDER BY p.env, p.service", [host, *params]
+        )
+        now = time.time()
+        services = []
+        for row in rows:
+            placement = _placement(row, now)
+            entry = tx.query(
+                "SELECT artifact, depends_on FROM generation_entries "
+                "WHERE env = ? AND number = ? AND host = ? AND service = ?",
+                (row["env"], row["generation"], host, row["service"]),
+            )
+            closure = tx.query(
+                "SELECT name, version, store_path, purl, hash FROM build_components "
+                "WHERE build_id = ? ORDER BY ord",
+                (row["build_id"],),
+            )
+            if entry:
+                placement["artifact"] = placement["artifact"] or entry[0]["artifact"]
+            placement["depends_on"] = orjson.loads(entry[0]["depends_on"]) if entry else []
+            placement["closure"] = closure
+            services.append(placement)
+    return services
+
+
+# --- generations ---------------------------------------------------------------------
+
+
+def _generation(row: Row, tags: list[str]) -> Row:
+    status = "rolled back" if row["rolled_back_by"] is not None else row["status"]
+    return {
+        "env": row["env"],
+        "number": row["number"],
+        "parent": row["parent"],
+        "reason": row["reason"],
+        "target": row["target"],
+        "status": status,
+        "bad": status in ("failed", "rolled back"),
+        "rolled_back_by": row["rolled_back_by"],
+        "actor": row["actor"],
+        "source_revision": row["source_revision"],
+        "tags": tags,
+        "planned_at": iso(row["planned_at"]),
+        "finished_at": iso(row["finished_at"]),
+        "failure": row["failure"],
+        "placements": row["placements"],
+    }
+
+
+def generations(views: Views, env: str | None = None) -> list[Row]:
+    """Every generation, oldest first, with its parent: a tree per environment."""
+    clause, params = _env_clause(env)
+    with views.read() as tx:
+        rows = tx.query(
+            f"SELECT * FROM generations WHERE 1 = 1{clause} ORDER BY env, number", params
+        )
+        tags: dict[tuple[str, int], list[str]] = {}
+        for tag in tx.query(
+            f"SELECT env, number, tag FROM generation_tags WHERE 1 = 1{clause} "
+            "ORDER BY env, number, position, tag",
+            params,
+        ):
+            tags.setdefault((tag["env"], tag["number"]), []).append(tag["tag"])
+    return [_generation(row, tags.get((row["env"], row["number"]), [])) for row in rows]
+
+
+def generation(views: Views, number: int, env: str | None = None) -> Row:
+    """One generation with its desired manifest."""
+    env = pick_env(views, env)
+    with views.read() as tx:
+        rows = tx.query("SELECT * FROM generations WHERE env = ? AND number = ?", (env, number))
+        if not rows:
+            raise InvalidInput(f"{env} has no generation {number}")
+        tags = tx.query(
+            "SELECT tag FROM generation_tags WHERE env = ? AND number = ? ORDER BY position, tag",
+            (env, number),
+        )
+        entries = tx.query(
+            "SELECT host, service, build_id, artifact, depends_on FROM generation_entries "
+            "WHERE env = ? AND number = ? ORDER BY host, service",
+            (env, number),
+        )
+    result = _generation(rows[0], [t["tag"] for t in tags])
+    result["manifest"] = [{**e, "depends_on": orjson.loads(e["depends_on"])} for e in entries]
+    return result
+
+
+# --- audit: where is a package -------------------------------------------------------
+
+
+def where(
+    views: Views,
+    name: str,
+    *,
+    version: str | None = None,
+    version_range: VersionRange | None = None,
+    at: datetime | None = None,
+    known_at: datetime | None = None,
+    generation_number: int | None = None,
+    env: str | None = None,
+) -> list[Row]:
+    """Every placement whose build's closure holds a component called ``name``.
+
+    Now by default. ``at``: what was active at that moment (valid time), as the ledger
+    knows it now or, with ``known_at``, as it knew it then (transaction time: facts
+    recorded later are left out). ``generation_number``: that generation's manifest.
+    """
+    with views.read() as tx:
+        versions = [
+            r["version"]
+            for r in tx.query(
+                "SELECT DISTINCT version FROM build_components WHERE name = ?", (name,)
+            )
+            if version_matches(r["version"], exact=version, range_=version_range)
+        ]
+        if not versions:
+            return []
+        marks = ", ".join("?" * len(versions))
+        select = (
+            "SELECT p.env, p.host, p.service, p.build_id, b.version AS build_version, "
+            "c.version, c.store_path, c.purl, c.hash"
+        )
+        join = (
+            " FROM build_components c JOIN {placements} ON p.build_id = c.build_id "
+            "LEFT JOIN builds b ON b.build_id = c.build_id "
+            f"WHERE c.name = ? AND c.version IN ({marks})"
+        )
+        params: list[Any] = [name, *versions]
+        if generation_number is not None:
+            number_env = pick_env(views, env)
+            sql = (
+                select
+                + ", NULL AS since, p.number AS generation"
+                + join.format(placements="generation_entries p")
+            )
+            sql += " AND p.env = ? AND p.number = ?"
+            params += [number_env, generation_number]
+        else:
+            sql = (
+                select
+                + ", p.valid_from AS since, p.generation"
+                + join.format(placements="placements p")
+            )
+            if at is None and known_at is None:
+                sql += " AND p.end_position IS NULL"
+            else:
+                moment = to_micros(at or datetime.now(UTC))
+                known = to_micros(known_at) if known_at else _FOREVER
+                sql += (
+                    " AND p.valid_from <= ? AND p.recorded_from <= ? AND NOT ("
+                    "p.end_position IS NOT NULL AND p.valid_to <= ? AND p.recorded_to <= ?)"
+                )
+                params += [moment, known, moment, known]
+            clause, env_params = _env_clause(env, "p.env")
+            sql += clause
+            params += env_params
+        rows = tx.query(sql + " ORDER BY p.env, p.host, p.service", params)
+    return [
+        {
+            "env": r["env"],
+            "host": r["host"],
+            "service": r["service"],
+            "build_id": r["build_id"],
+            "build_version": r["build_version"],
+            "name": name,
+            "version": r["version"],
+            "store_path": r["store_path"] or r["purl"],
+            "since": iso(r["since"]),
+            "generation": r["generation"],
+        }
+        for r in rows
+    ]
+
+
+def where_summary(rows: Sequence[Row]) -> list[Row]:
+    """The answer in one line per component version: how many hosts and services."""
+    by_version: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
+    for row in rows:
+        hosts, services = by_version.setdefault(
+            (row["env"], row["version"], row["store_path"] or ""), (set(), set())
+        )
+        hosts.add(row["host"])
+        services.add(row["service"])
+    return [
+        {
+            "env": env,
+            "version": version,
+            "store_path": path,
+            "hosts": len(hosts),
+            "services": sorted(services),
+        }
+        for (env, version, path), (hosts, services) in sorted(
+            by_version.items(), key=lambda item: (item[0][0], version_key(item[0][1]))
+        )
+    ]
+
+
+# --- history and failures ------------------------------------------------------------
+
+
+def history(
+    views: Views, host: str, service: str | None = None, env: str | None = None
+) -> list[Row]:
+    """Everything that happened on a host (optionally to one service), in order."""
+    clause, params = _env_clause(env)
+    if service:
+        clause += " AND service = ?"
+        params.append(service)
+    rows = views.query(
+        f"SELECT * FROM host_history WHERE host = ?{clause} ORDER BY position", [host, *params]
+    )
+    return [
+        {**row, "service": row["service"] or None, "occurred_at": iso(row["occurred_at"])}
+        for row in rows
+    ]
+
+
+def failures(views: Views, env: str | None = None) -> list[Row]:
+    """Failed builds, distributions, activations and generations, timed-out drains, and
+    facts that contradict the stream, in ledger order."""
+    clause, params = _env_clause(env)
+    rows = views.query(f"SELECT * FROM failures WHERE 1 = 1{clause} ORDER BY position", params)
+    return [{**row, "occurred_at": iso(row["occurred_at"])} for row in rows]
