@@ -68,8 +68,11 @@ class ViewStatus:
 class Views:
     """The ledger's views, in the ledger's database or in another one."""
 
-    def __init__(self, ledger: Ledger, location: StoreLocation | None = None) -> None:
+    def __init__(
+        self, ledger: Ledger, location: StoreLocation | None = None, *, batch: int = READ_BATCH
+    ) -> None:
         self.ledger = ledger
+        self.batch = batch
         self.location = location or ledger.location
         self.recorder: AnyViewRecorder = open_views(self.location)
         self.views: dict[str, View] = {cls.name: cls(self.recorder) for cls in VIEW_CLASSES}
@@ -144,7 +147,7 @@ class Views:
         read = 0
         while True:
             batch = self.ledger.recorder.select_notifications(
-                start, READ_BATCH, inclusive_of_start=False
+                start, self.batch, inclusive_of_start=False
             )
             if not batch:
                 return read
@@ -158,7 +161,7 @@ class Views:
             read += len(batch)
             if progress:
                 progress(len(batch))
-            if len(batch) < READ_BATCH:
+            if len(batch) < self.batch:
                 return read
             start = last
 

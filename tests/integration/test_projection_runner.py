@@ -1,0 +1,286 @@
+"""The runner's promises: a crash mid-batch neither skips nor repeats an event,
+concurrent runners do not double-apply, views in another database give the same
+answers, the library's one-event interface agrees with the runner, and a rebuilt view
+equals the incrementally maintained one row for row (property test)."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import Tracking
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.application import Ledger
+from ledger.domain import CHAIN_ID
+from ledger.events import Envelope, GenerationPlanned
+from ledger.store import locate
+from projections import queries
+from projections.history import HistoryView
+from projections.runner import VIEW_NAMES, Views
+from projections.store import tracking_name
+from tests.conftest import with_query
+from tests.story import Story, build_id, openssl, zlib
+
+Dump = dict[str, dict[str, list[tuple[Any, ...]]]]
+
+
+def dump(views: Views) -> Dump:
+    return {name: views.dump(name) for name in VIEW_NAMES}
+
+
+def busy_story(rounds: int = 3) -> Story:
+    s = Story()
+    builds = {}
+    for number in range(1, rounds + 1):
+        builds[number] = s.build("api", f"1.{number}", openssl(f"3.0.{number}"), zlib("1.3"))
+        s.plan(number, {(f"h{i}", "api"): builds[number] for i in range(4)})
+        for i in range(4):
+            if number == 1:
+                s.activate(f"h{i}", "api", builds[1], 1)
+            else:
+                s.replace(f"h{i}", "api", builds[number - 1], builds[number], number)
+            s.add("health_reported", host=f"h{i}", state="warning" if i % 2 else "ok")
+        s.add("generation_completed", number=number)
+    return s
+
+
+def test_a_crash_mid_batch_keeps_nothing_of_it(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = busy_story(3).events
+    ledger.append(events[:20])
+    views = Views(ledger, batch=7)
+    views.catch_up()
+    before, positions = dump(views), views.positions()
+    ledger.append(events[20:])
+
+    original = HistoryView.apply
+    calls = 0
+
+    def crash_on_second_batch(self: HistoryView, tx: Any, facts: Any) -> None:
+        nonlocal calls
+        calls += 1
+        original(self, tx, facts)  # rows written in the transaction ...
+        if calls == 2:
+            raise RuntimeError("power cut")  # ... and then the process dies
+
+    monkeypatch.setattr(HistoryView, "apply", crash_on_second_batch)
+    with pytest.raises(RuntimeError, match="power cut"):
+        views.catch_up()
+    monkeypatch.undo()
+
+    # The first batch committed (every view, with its tracking); the second left no trace.
+    after_crash = views.positions()
+    assert len(set(after_crash.values())) == 1
+    assert after_crash["history"] == positions["history"] + 7
+    history_rows = views.dump("history")["host_history"]
+    assert len(history_rows) == len(before["history"]["host_history"]) + sum(
+        1 for row in history_rows if row[0] > positions["history"]
+    )
+    assert max(row[0] for row in history_rows) <= after_crash["history"]
+
+    views.catch_up()  # restart: picks up exactly where the committed batch ended
+    incremental = dump(views)
+    views.rebuild()
+    assert dump(views) == incremental
+
+
+def test_concurrent_runners_apply_each_event_once(ledger: Ledger) -> None:
+    story = busy_story(6)
+    events = story.events
+    first = Views(ledger, batch=5)
+    second = Views(Ledger(ledger.location), batch=3)
+    errors: list[BaseException] = []
+
+    def run(views: Views) -> None:
+        try:
+            for _ in range(20):
+                views.catch_up()
+        except BaseException as error:
+            errors.append(error)
+
+    for chunk in range(0, len(events), 10):
+        ledger.append(events[chunk : chunk + 10])
+        threads = [threading.Thread(target=run, args=(v,)) for v in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    first.catch_up()
+    together = dump(first)
+    assert dump(second) == together
+    first.rebuild()
+    assert dump(first) == together
+
+
+def test_views_in_another_database_answer_the_same(
+    ledger: Ledger, postgres_url: str, tmp_path: Path
+) -> None:
+    busy_story().record(ledger)
+    local = Views(ledger)
+    local.catch_up()
+    answers = queries.where(local, "openssl"), queries.generations(local)
+    for views_url in (postgres_url, str(tmp_path / "views.db")):
+        elsewhere = Views(ledger, locate(views_url))
+        elsewhere.catch_up()
+        assert (queries.where(elsewhere, "openssl"), queries.generations(elsewhere)) == answers
+        assert dump(elsewhere) == dump(local)
+
+
+def test_the_library_projection_interface_gives_the_same_rows(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """``Projection.process_event(event, tracking)``, as eventsourcing's runner calls
+    it, one event at a time, builds the same view as the batching runner."""
+    busy_story().record(ledger)
+    runner = Views(ledger)
+    runner.catch_up()
+    library = Views(ledger, locate(str(tmp_path / "library.db")))
+    view = library.views["placements"]
+    for notification in ledger.recorder.select_notifications(None, 10_000):
+        assert notification.originator_id == CHAIN_ID
+        entry = ledger.mapper.to_domain_event(notification)
+        view.process_event(entry, Tracking(tracking_name("placements"), notification.id))
+    assert library.dump("placements") == runner.dump("placements")
+
+
+# --- rebuild == incremental, for random streams ---------------------------------------
+
+HOSTS = ("h1", "h2", "h3")
+SERVICES = ("api", "web")
+VERSIONS = ("1.0", "1.1", "2.0")
+OPENSSL = ("1.0.1p", "1.0.2d", "3.0.13")
+STEPS = (
+    "build", "plan", "finish", "tag", "dist", "activate", "deactivate", "fail", "drain", "health"
+)  # fmt: skip
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[Envelope]:
+    """A random, often contradictory, stream of every kind the views read."""
+    stories = {env: Story(env) for env in ("production", "staging")}
+    numbers = dict.fromkeys(stories, 0)
+    steps = draw(st.integers(min_value=1, max_value=60))
+    for _ in range(steps):
+        env = draw(st.sampled_from(sorted(stories)))
+        s = stories[env]
+        s.clock = draw(st.floats(min_value=0, max_value=500))  # not in order
+        late = draw(st.sampled_from((0, 0, 5, 120)))
+        host, service = draw(st.sampled_from(HOSTS)), draw(st.sampled_from(SERVICES))
+        build = build_id(service, draw(st.sampled_from(VERSIONS)))
+        step = draw(st.sampled_from(STEPS))
+        at = s.clock
+        if step == "build":
+            version = build.split("-")[1].replace("_", ".")
+            s.build(service, version, openssl(draw(st.sampled_from(OPENSSL))))
+        elif step == "plan":
+            numbers[env] += 1
+            hosts = draw(st.lists(st.sampled_from(HOSTS), max_size=3, unique=True))
+            rollback = numbers[env] > 1 and draw(st.booleans())
+            s.plan(
+                numbers[env],
+                {(h, service): build for h in hosts},
+                parent=draw(st.sampled_from((None, *range(1, numbers[env])))),
+                reason="rollback" if rollback else "deploy",
+                target=draw(st.integers(1, numbers[env] - 1)) if rollback else None,
+            )
+        elif step in ("finish", "tag") and numbers[env]:
+            number = draw(st.integers(1, numbers[env]))
+            if step == "tag":
+                s.add("generation_tagged", at, late=late, number=number, tags=["t"])
+            elif draw(st.booleans()):
+                s.add("generation_completed", at, late=late, number=number)
+            else:
+                s.add("generation_failed", at, late=late, number=number, reason="x")
+        elif step == "dist":
+            s.add("distribution_completed", at, late=late, host=host, service=service,
+                  build_id=build)  # fmt: skip
+        elif step == "activate":
+            s.add("activation_completed", at, late=late, host=host, service=service,
+                  build_id=build, generation=max(numbers[env], 1))  # fmt: skip
+        elif step == "deactivate":
+            s.add("deactivated", at, late=late, host=host, service=service, build_id=build)
+        elif step == "fail":
+            s.add("activation_failed", at, late=late, host=host, service=service,
+                  build_id=build, generation=max(numbers[env], 1))  # fmt: skip
+        elif step == "drain":
+            s.add("drain_timed_out", at, late=late, host=host, service=service, build_id=build)
+        elif step == "health":
+            s.add("health_reported", at, late=late, host=host,
+                  service=draw(st.sampled_from((None, service))),
+                  state=draw(st.sampled_from(("ok", "warning", "critical"))))  # fmt: skip
+    # Generation events of one env must reach the ledger in number order.
+    events = [e for story in stories.values() for e in story.events]
+    order = draw(st.permutations(range(len(events))))
+    shuffled = [events[i] for i in order]
+    planned = [e for e in shuffled if isinstance(e, GenerationPlanned)]
+    planned.sort(key=lambda e: (e.env, e.number or 0))
+    queue = iter(planned)
+    return [next(queue) if isinstance(e, GenerationPlanned) else e for e in shuffled]
+
+
+def rebuild_equals_incremental(
+    url: str, events: list[Envelope], chunks: list[int], batch: int
+) -> None:
+    ledger = Ledger(locate(url), create=True)
+    views = Views(ledger, batch=batch)
+    sizes = iter(chunks)
+    start = 0
+    while start < len(events):
+        size = next(sizes, len(events))
+        ledger.append(events[start : start + size])
+        views.catch_up()
+        start += size
+    incremental = dump(views)
+    views.rebuild()
+    assert dump(views) == incremental
+    ledger.close()
+
+
+COMMON = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@settings(COMMON, max_examples=40)
+@given(
+    events=streams(),
+    chunks=st.lists(st.integers(1, 12), max_size=20),
+    batch=st.integers(1, 8),
+)
+def test_rebuild_equals_incremental_sqlite(
+    events: list[Envelope], chunks: list[int], batch: int
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        rebuild_equals_incremental(str(Path(folder) / "ledger.db"), events, chunks, batch)
+
+
+@pytest.mark.postgres
+@settings(COMMON, max_examples=8)
+@given(
+    events=streams(),
+    chunks=st.lists(st.integers(1, 12), max_size=20),
+    batch=st.integers(1, 8),
+)
+def test_rebuild_equals_incremental_postgres(
+    postgres_server_url: str, events: list[Envelope], chunks: list[int], batch: int
+) -> None:
+    schema = f"prop_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        rebuild_equals_incremental(
+            with_query(postgres_server_url, schema=schema), events, chunks, batch
+        )
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
