@@ -108,19 +108,7 @@ def where(
         output.console().print(
             f"\n[bold]{escape(name)}[/bold]: {len(rows)} placements on {hosts} hosts"
         )
-        output.rows_table(
-            [
-                {**s, "hosts": f"{s['hosts']} hosts", "services": ", ".join(s["services"])}
-                for s in queries.where_summary(rows)
-            ],
-            [
-                ("env", "env"),
-                ("version", "version"),
-                ("hosts", "on"),
-                ("services", "in services"),
-            ],
-            empty="",
-        )
+        output.where_summary(queries.where_summary(rows))
     elif summary:
         output.console().print(f"[dim]no active closure holds {escape(name)}[/dim]")
 

@@ -9,6 +9,7 @@ from cli.session import Session, pass_session
 from ledger.application import append_in_batches, numbered_batches
 from ledger.demo import demo_fleet
 from ledger.summary import summarise
+from projections import queries
 
 
 @click.command()
@@ -22,7 +23,8 @@ def demo(session: Session, hosts: int, services: int, seed: int) -> None:
     The fleet has production and staging, services with dependencies, builds whose
     closures hold several openssl, zlib and glibc versions, 20+ generations per
     environment with a failed activation and a rollback, drains and health reports.
-    It is deterministic for a seed, so running it twice stores nothing new.
+    It is deterministic for a seed, so running it twice stores nothing new. It ends
+    with the audit answer: which openssl versions are active on how many hosts.
 
     \b
     Example:
@@ -44,3 +46,12 @@ def demo(session: Session, hosts: int, services: int, seed: int) -> None:
     with output.progress_bar("verifying", ledger.count(), unit="events") as advance:
         result = ledger.verify(progress=advance)
     output.summary_view(summarise(ledger), result, ledger.location.display)
+
+    views = session.open_views(ledger)
+    with output.progress_bar("building views", views.lag(), unit="events") as advance:
+        views.catch_up(advance)
+    output.console().print(
+        "\n[bold]Audit[/bold]: which openssl builds are active on which hosts "
+        "(`ledger where openssl` lists every host)"
+    )
+    output.where_summary(queries.where_summary(queries.where(views, "openssl")))

@@ -150,6 +150,15 @@ def rows_table(
     console().print(table)
 
 
+def where_summary(summary: Sequence[dict[str, Any]]) -> None:
+    """``ledger where``'s answer in one line per environment and version."""
+    rows_table(
+        [{**s, "hosts": f"{s['hosts']} hosts"} for s in summary],
+        [("env", "env"), ("version", "version"), ("hosts", "on"), ("services", "in services")],
+        empty="no active closure holds it",
+    )
+
+
 def facts_table(facts: list[StoredFact], *, matching: int) -> None:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("pos", "occurred (UTC)", "env", "kind", "host", "service", "detail"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from projections.store import Tx, to_micros
+from projections.store import WITHOUT_ROWID, Tx, to_micros
 from projections.view import Fact, View, chunks
 
 
@@ -24,11 +24,12 @@ class BuildsView(View):
         "CREATE TABLE IF NOT EXISTS builds ("
         "build_id TEXT PRIMARY KEY, env TEXT NOT NULL, service TEXT NOT NULL, "
         "version TEXT NOT NULL, artifact TEXT NOT NULL, source_revision TEXT NOT NULL, "
-        "built_at BIGINT NOT NULL, position BIGINT NOT NULL, components BIGINT NOT NULL)",
+        "built_at BIGINT NOT NULL, position BIGINT NOT NULL, components BIGINT NOT NULL)"
+        + WITHOUT_ROWID,
         "CREATE TABLE IF NOT EXISTS build_components ("
         "build_id TEXT NOT NULL, ord BIGINT NOT NULL, name TEXT NOT NULL, "
         "version TEXT NOT NULL, hash TEXT NOT NULL, store_path TEXT, purl TEXT, "
-        "PRIMARY KEY (build_id, ord))",
+        "PRIMARY KEY (build_id, ord))" + WITHOUT_ROWID,
         "CREATE INDEX IF NOT EXISTS build_components_name ON build_components (name)",
     )
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from projections.history import detail
-from projections.store import Tx, to_micros
+from projections.store import WITHOUT_ROWID, Tx, to_micros
 from projections.view import Fact, View, rows_for_hosts
 
 COLUMNS = (
@@ -51,26 +51,29 @@ class FailuresView(View):
         "CREATE TABLE IF NOT EXISTS failures ("
         "position BIGINT PRIMARY KEY, env TEXT NOT NULL, host TEXT, service TEXT, "
         "build_id TEXT, generation BIGINT, kind TEXT NOT NULL, problem TEXT NOT NULL, "
-        "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL)",
+        "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL)" + WITHOUT_ROWID,
         "CREATE INDEX IF NOT EXISTS failures_env ON failures (env, position)",
         "CREATE TABLE IF NOT EXISTS failures_distributed ("
         "host TEXT NOT NULL, build_id TEXT NOT NULL, env TEXT NOT NULL, "
-        "PRIMARY KEY (host, build_id, env))",
+        "PRIMARY KEY (host, build_id, env))" + WITHOUT_ROWID,
         "CREATE TABLE IF NOT EXISTS failures_activated ("
         "host TEXT NOT NULL, service TEXT NOT NULL, build_id TEXT NOT NULL, env TEXT NOT NULL, "
-        "PRIMARY KEY (host, service, build_id, env))",
+        "PRIMARY KEY (host, service, build_id, env))" + WITHOUT_ROWID,
     )
 
     def apply(self, tx: Tx, facts: Sequence[Fact]) -> None:
-        checked = ("activation_completed", "deactivated")
-        hosts = {f.event["host"] for f in facts if f.kind in checked}
+        checked = [f.event for f in facts if f.kind in ("activation_completed", "deactivated")]
+        hosts = {e["host"] for e in checked}
+        builds = {e["build_id"] for e in checked}
         distributed = {
             (r["env"], r["host"], r["build_id"])
-            for r in rows_for_hosts(tx, "SELECT * FROM failures_distributed WHERE host IN", hosts)
+            for r in rows_for_hosts(
+                tx, "SELECT * FROM failures_distributed", hosts, build_ids=builds
+            )
         }
         activated = {
             (r["env"], r["host"], r["service"], r["build_id"])
-            for r in rows_for_hosts(tx, "SELECT * FROM failures_activated WHERE host IN", hosts)
+            for r in rows_for_hosts(tx, "SELECT * FROM failures_activated", hosts, build_ids=builds)
         }
         new_distributed: set[tuple[str, str, str]] = set()
         new_activated: set[tuple[str, str, str, str]] = set()

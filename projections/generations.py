@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from projections.store import Tx, to_micros
+from projections.store import WITHOUT_ROWID, Tx, to_micros
 from projections.view import Fact, View
 
 
@@ -32,14 +32,14 @@ class GenerationsView(View):
         "target BIGINT, actor TEXT NOT NULL, source_revision TEXT NOT NULL, "
         "planned_at BIGINT NOT NULL, recorded_at BIGINT NOT NULL, status TEXT NOT NULL, "
         "finished_at BIGINT, failure TEXT, rolled_back_by BIGINT, placements BIGINT NOT NULL, "
-        "position BIGINT NOT NULL, PRIMARY KEY (env, number))",
+        "position BIGINT NOT NULL, PRIMARY KEY (env, number))" + WITHOUT_ROWID,
         "CREATE TABLE IF NOT EXISTS generation_entries ("
         "env TEXT NOT NULL, number BIGINT NOT NULL, host TEXT NOT NULL, "
         "service TEXT NOT NULL, build_id TEXT NOT NULL, artifact TEXT, "
-        "depends_on TEXT NOT NULL, PRIMARY KEY (env, number, host, service))",
+        "depends_on TEXT NOT NULL, PRIMARY KEY (env, number, host, service))" + WITHOUT_ROWID,
         "CREATE TABLE IF NOT EXISTS generation_tags ("
         "env TEXT NOT NULL, number BIGINT NOT NULL, tag TEXT NOT NULL, "
-        "position BIGINT NOT NULL, PRIMARY KEY (env, number, tag))",
+        "position BIGINT NOT NULL, PRIMARY KEY (env, number, tag))" + WITHOUT_ROWID,
     )
 
     def apply(self, tx: Tx, facts: Sequence[Fact]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from projections.store import Tx, to_micros
+from projections.store import WITHOUT_ROWID, Tx, to_micros
 from projections.view import Fact, View, rows_for_hosts
 
 COLUMNS = (
@@ -71,18 +71,18 @@ class HistoryView(View):
         "CREATE TABLE IF NOT EXISTS host_history ("
         "position BIGINT PRIMARY KEY, env TEXT NOT NULL, host TEXT NOT NULL, "
         "service TEXT NOT NULL, kind TEXT NOT NULL, build_id TEXT, generation BIGINT, "
-        "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL)",
+        "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL)" + WITHOUT_ROWID,
         "CREATE INDEX IF NOT EXISTS host_history_host ON host_history (host, position)",
         "CREATE TABLE IF NOT EXISTS history_health ("
         "env TEXT NOT NULL, host TEXT NOT NULL, service TEXT NOT NULL, state TEXT NOT NULL, "
-        "PRIMARY KEY (host, service, env))",
+        "PRIMARY KEY (host, service, env))" + WITHOUT_ROWID,
     )
 
     def apply(self, tx: Tx, facts: Sequence[Fact]) -> None:
         health_hosts = {f.event["host"] for f in facts if f.kind == "health_reported"}
         states = {
             (r["env"], r["host"], r["service"]): r["state"]
-            for r in rows_for_hosts(tx, "SELECT * FROM history_health WHERE host IN", health_hosts)
+            for r in rows_for_hosts(tx, "SELECT * FROM history_health", health_hosts)
         }
         changed: dict[tuple[str, str, str], str] = {}
         rows: list[tuple[Any, ...]] = []

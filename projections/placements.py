@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from projections.store import Tx, to_micros
+from projections.store import WITHOUT_ROWID, Tx, to_micros
 from projections.view import Fact, View, rows_for_hosts
 
 PLACEMENT_COLUMNS = (
@@ -59,21 +59,30 @@ class PlacementsView(View):
         "id BIGINT PRIMARY KEY, env TEXT NOT NULL, host TEXT NOT NULL, "
         "service TEXT NOT NULL, build_id TEXT NOT NULL, generation BIGINT NOT NULL, "
         "valid_from BIGINT NOT NULL, recorded_from BIGINT NOT NULL, end_position BIGINT, "
-        "valid_to BIGINT, recorded_to BIGINT, ended_by TEXT)",
+        "valid_to BIGINT, recorded_to BIGINT, ended_by TEXT)" + WITHOUT_ROWID,
         "CREATE UNIQUE INDEX IF NOT EXISTS placements_open "
         "ON placements (host, service, env) WHERE end_position IS NULL",
-        "CREATE INDEX IF NOT EXISTS placements_build ON placements (build_id)",
+        # Covering indexes for `where`: now (open intervals only) and at a moment.
+        "CREATE INDEX IF NOT EXISTS placements_open_build ON placements "
+        "(build_id, env, host, service, valid_from, generation) WHERE end_position IS NULL",
+        "CREATE INDEX IF NOT EXISTS placements_build ON placements "
+        "(build_id, valid_from, recorded_from, valid_to, recorded_to, end_position, "
+        "env, host, service, generation)",
         "CREATE TABLE IF NOT EXISTS health ("
         "env TEXT NOT NULL, host TEXT NOT NULL, service TEXT NOT NULL, state TEXT NOT NULL, "
         "metric DOUBLE PRECISION, description TEXT NOT NULL, ttl_s DOUBLE PRECISION, "
         "occurred_at BIGINT NOT NULL, position BIGINT NOT NULL, "
-        "PRIMARY KEY (env, host, service))",
+        "PRIMARY KEY (env, host, service))" + WITHOUT_ROWID,
     )
 
     def apply(self, tx: Tx, facts: Sequence[Fact]) -> None:
-        hosts = {f.event["host"] for f in facts if f.kind != "health_reported"}
+        moves = [f.event for f in facts if f.kind != "health_reported"]
         open_rows = rows_for_hosts(
-            tx, "SELECT * FROM placements WHERE end_position IS NULL AND host IN", hosts
+            tx,
+            "SELECT id, env, host, service, build_id FROM placements",
+            {e["host"] for e in moves},
+            services={e["service"] for e in moves},
+            condition="end_position IS NULL",
         )
         current: dict[tuple[str, str, str], dict[str, Any]] = {
             (r["env"], r["host"], r["service"]): r for r in open_rows

@@ -8,7 +8,7 @@ API will serve the same rows.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,8 +16,9 @@ import orjson
 
 from ledger.errors import InvalidInput
 from projections.runner import Views
-from projections.store import from_micros, to_micros
+from projections.store import Tx, from_micros, to_micros
 from projections.versions import VersionRange, version_key, version_matches
+from projections.view import chunks
 
 Row = dict[str, Any]
 _FOREVER = 2**62
@@ -206,70 +207,88 @@ def where(
     recorded later are left out). ``generation_number``: that generation's manifest.
     """
     with views.read() as tx:
-        versions = [
-            r["version"]
-            for r in tx.query(
-                "SELECT DISTINCT version FROM build_components WHERE name = ?", (name,)
-            )
-            if version_matches(r["version"], exact=version, range_=version_range)
-        ]
-        if not versions:
+        # The builds whose closure holds the package in a wanted version: few, even
+        # when the placements are many.
+        components: dict[str, list[tuple[str, str | None]]] = {}
+        for build, found, path, purl in tx.tuples(
+            "SELECT build_id, version, store_path, purl FROM build_components WHERE name = ?",
+            (name,),
+        ):
+            if version_matches(found, exact=version, range_=version_range):
+                components.setdefault(build, []).append((found, path or purl))
+        if not components:
             return []
-        marks = ", ".join("?" * len(versions))
-        select = (
-            "SELECT p.env, p.host, p.service, p.build_id, b.version AS build_version, "
-            "c.version, c.store_path, c.purl, c.hash"
-        )
-        join = (
-            " FROM build_components c JOIN {placements} ON p.build_id = c.build_id "
-            "LEFT JOIN builds b ON b.build_id = c.build_id "
-            f"WHERE c.name = ? AND c.version IN ({marks})"
-        )
-        params: list[Any] = [name, *versions]
         if generation_number is not None:
-            number_env = pick_env(views, env)
-            sql = (
-                select
-                + ", NULL AS since, p.number AS generation"
-                + join.format(placements="generation_entries p")
-            )
-            sql += " AND p.env = ? AND p.number = ?"
-            params += [number_env, generation_number]
+            placements = _manifest_placements(tx, pick_env(views, env), generation_number)
+            placements = [p for p in placements if p[3] in components]
         else:
-            sql = (
-                select
-                + ", p.valid_from AS since, p.generation"
-                + join.format(placements="placements p")
-            )
-            if at is None and known_at is None:
-                sql += " AND p.end_position IS NULL"
-            else:
-                moment = to_micros(at or datetime.now(UTC))
-                known = to_micros(known_at) if known_at else _FOREVER
-                sql += (
-                    " AND p.valid_from <= ? AND p.recorded_from <= ? AND NOT ("
-                    "p.end_position IS NOT NULL AND p.valid_to <= ? AND p.recorded_to <= ?)"
-                )
-                params += [moment, known, moment, known]
-            clause, env_params = _env_clause(env, "p.env")
-            sql += clause
-            params += env_params
-        rows = tx.query(sql + " ORDER BY p.env, p.host, p.service", params)
+            placements = _active_placements(tx, sorted(components), at, known_at, env)
+        build_versions = _build_versions(tx, components)
+    placements.sort()
     return [
         {
-            "env": r["env"],
-            "host": r["host"],
-            "service": r["service"],
-            "build_id": r["build_id"],
-            "build_version": r["build_version"],
+            "env": env_name,
+            "host": host,
+            "service": service,
+            "build_id": build,
+            "build_version": build_versions.get(build),
             "name": name,
-            "version": r["version"],
-            "store_path": r["store_path"] or r["purl"],
-            "since": iso(r["since"]),
-            "generation": r["generation"],
+            "version": found,
+            "store_path": path,
+            "since": iso(since),
+            "generation": generation,
         }
-        for r in rows
+        for env_name, host, service, build, since, generation in placements
+        for found, path in components[build]
     ]
+
+
+Placement = tuple[str, str, str, str, int | None, int]
+
+
+def _active_placements(
+    tx: Tx, builds: list[str], at: datetime | None, known_at: datetime | None, env: str | None
+) -> list[Placement]:
+    columns = "SELECT env, host, service, build_id, valid_from, generation FROM placements"
+    params: list[Any] = []
+    if at is None and known_at is None:
+        condition = "end_position IS NULL"
+    else:
+        moment = to_micros(at or datetime.now(UTC))
+        known = to_micros(known_at) if known_at else _FOREVER
+        condition = (
+            "valid_from <= ? AND recorded_from <= ? AND NOT ("
+            "end_position IS NOT NULL AND valid_to <= ? AND recorded_to <= ?)"
+        )
+        params = [moment, known, moment, known]
+    if env:
+        condition += " AND env = ?"
+        params.append(env)
+    found: list[Placement] = []
+    for batch in chunks(builds):
+        marks = ", ".join("?" * len(batch))
+        found += tx.tuples(
+            f"{columns} WHERE build_id IN ({marks}) AND {condition}", [*batch, *params]
+        )
+    return found
+
+
+def _manifest_placements(tx: Tx, env: str, number: int) -> list[Placement]:
+    return tx.tuples(
+        "SELECT env, host, service, build_id, NULL, number FROM generation_entries "
+        "WHERE env = ? AND number = ?",
+        (env, number),
+    )
+
+
+def _build_versions(tx: Tx, builds: Iterable[str]) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for batch in chunks(sorted(builds)):
+        marks = ", ".join("?" * len(batch))
+        versions.update(
+            tx.tuples(f"SELECT build_id, version FROM builds WHERE build_id IN ({marks})", batch)
+        )
+    return versions
 
 
 def where_summary(rows: Sequence[Row]) -> list[Row]:

@@ -47,6 +47,8 @@ VIEW_CLASSES: tuple[type[View], ...] = (
 )
 VIEW_NAMES = tuple(cls.name for cls in VIEW_CLASSES)
 READ_BATCH = 1000
+COMMIT_EVENTS = 20_000
+COMMIT_SECONDS = 1.0
 MAX_RACES = 50
 
 Progress = Callable[[int], None]
@@ -69,10 +71,16 @@ class Views:
     """The ledger's views, in the ledger's database or in another one."""
 
     def __init__(
-        self, ledger: Ledger, location: StoreLocation | None = None, *, batch: int = READ_BATCH
+        self,
+        ledger: Ledger,
+        location: StoreLocation | None = None,
+        *,
+        batch: int = READ_BATCH,
+        commit_events: int = COMMIT_EVENTS,
     ) -> None:
         self.ledger = ledger
         self.batch = batch
+        self.commit_events = commit_events
         self.location = location or ledger.location
         self.recorder: AnyViewRecorder = open_views(self.location)
         self.views: dict[str, View] = {cls.name: cls(self.recorder) for cls in VIEW_CLASSES}
@@ -132,38 +140,58 @@ class Views:
 
     def catch_up(self, progress: Progress | None = None) -> int:
         """Process every fact the views have not seen; returns how many were read."""
-        total = 0
+        read = [0]
         for _ in range(MAX_RACES):
             try:
-                return total + self._run(self.positions(), progress)
+                self._run(self.positions(), progress, read)
+                return read[0]
             except (IntegrityError, OperationalError):
                 # Another runner advanced a view first (or held the write lock when
-                # this one wanted it): nothing of this batch was kept; look again.
+                # this one wanted it): nothing of this transaction was kept; look again.
                 time.sleep(0.05)
-        return total + self._run(self.positions(), progress)
+        self._run(self.positions(), progress, read)
+        return read[0]
 
-    def _run(self, positions: dict[str, int], progress: Progress | None) -> int:
+    def _run(self, positions: dict[str, int], progress: Progress | None, read: list[int]) -> None:
+        """Apply batches in transactions of up to ``commit_events`` events or
+        COMMIT_SECONDS seconds (whichever comes first): fewer, larger commits write each changed page
+        once, and a transaction stays short enough not to hold up the ledger's writers."""
         start = min(positions.values(), default=0)
-        read = 0
         while True:
-            batch = self.ledger.recorder.select_notifications(
-                start, self.batch, inclusive_of_start=False
-            )
+            batch = self._select(start)
             if not batch:
-                return read
-            last = batch[-1].id
-            facts = self._decode(batch)
+                return
             with self.recorder.transaction(commit=True) as tx:
-                for name, view in self.views.items():
+                began, in_transaction = time.monotonic(), 0
+                while True:
+                    facts = self._decode(batch)
+                    last = batch[-1].id
+                    for name, view in self.views.items():
+                        if positions[name] < last:
+                            self._feed(tx, view, facts, positions[name])
+                    in_transaction += len(batch)
+                    start, full = last, len(batch) == self.batch
+                    if progress:
+                        progress(len(batch))
+                    if (
+                        not full
+                        or in_transaction >= self.commit_events
+                        or time.monotonic() - began >= COMMIT_SECONDS
+                        or not (batch := self._select(start))
+                    ):
+                        break
+                for name in self.views:
                     if positions[name] < last:
-                        self._feed(tx, view, facts, positions[name], last)
+                        self.recorder.track(tx, Tracking(tracking_name(name), last))
             positions = {name: max(seen, last) for name, seen in positions.items()}
-            read += len(batch)
-            if progress:
-                progress(len(batch))
-            if len(batch) < self.batch:
-                return read
-            start = last
+            read[0] += in_transaction
+            if not full:
+                return
+
+    def _select(self, start: int) -> Sequence[Notification]:
+        return self.ledger.recorder.select_notifications(
+            start, self.batch, inclusive_of_start=False
+        )
 
     def _decode(self, batch: Sequence[Notification]) -> list[Fact]:
         to_domain_event = self.ledger.mapper.to_domain_event
@@ -173,11 +201,14 @@ class Views:
             if n.originator_id == CHAIN_ID
         ]
 
-    def _feed(self, tx: Tx, view: View, facts: list[Fact], after: int, last: int) -> None:
-        mine = [f for f in facts if f.notification_id > after and f.kind in view.kinds]
+    def _feed(self, tx: Tx, view: View, facts: list[Fact], after: int) -> None:
+        kinds = view.kinds
+        if facts and facts[0].notification_id > after:
+            mine = [f for f in facts if f.kind in kinds]
+        else:  # this view has seen part of the batch already
+            mine = [f for f in facts if f.notification_id > after and f.kind in kinds]
         if mine:
             view.apply(tx, mine)
-        self.recorder.track(tx, Tracking(tracking_name(view.name), last))
 
     def follow(self, interval: float, progress: Progress | None = None) -> None:
         """Catch up, then keep polling for new facts until interrupted."""

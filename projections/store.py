@@ -23,6 +23,7 @@ from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingR
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
+from psycopg.rows import tuple_row
 
 from ledger.store import StoreLocation
 
@@ -49,6 +50,11 @@ def from_micros(micros: int) -> datetime:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+WITHOUT_ROWID = " /*without rowid*/"
+"""Put after a table with a primary key: on SQLite the table is then stored in its
+primary key's B-tree alone (one write per row instead of two); PostgreSQL ignores it."""
+
+
 class Cursor(Protocol):
     def execute(self, sql: Any, params: Any = ...) -> Any: ...
 
@@ -65,7 +71,10 @@ class Tx:
         self.postgres = postgres
 
     def sql(self, text: str) -> str:
-        return text.replace("?", "%s") if self.postgres else text
+        """Placeholders and table options for this backend."""
+        if self.postgres:
+            return text.replace("?", "%s").replace(WITHOUT_ROWID, "")
+        return text.replace(WITHOUT_ROWID, " WITHOUT ROWID")
 
     def execute(self, text: str, params: Sequence[Any] = ()) -> None:
         self.cursor.execute(self.sql(text), tuple(params))
@@ -90,6 +99,17 @@ class Tx:
         self.cursor.execute(self.sql(text), tuple(params))
         return [dict(row) for row in self.cursor.fetchall()]
 
+    def tuples(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples: for large results, where building dicts would cost."""
+        raw: Any = self.cursor if self.postgres else self.cursor.sqlite_cursor  # type: ignore[attr-defined]
+        saved = raw.row_factory
+        raw.row_factory = tuple_row if self.postgres else None
+        try:
+            raw.execute(self.sql(text), tuple(params))
+            return list(raw.fetchall())
+        finally:
+            raw.row_factory = saved
+
 
 class ViewRecorder(Protocol):
     """What both backends' view recorders offer (beyond the library's TrackingRecorder)."""
@@ -109,8 +129,17 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Tx]:
-        with self.datastore.transaction(commit=commit) as c:
-            yield Tx(cast(Cursor, c), postgres=False)
+        with self.datastore.get_connection(commit=commit) as connection:
+            if commit:
+                # Views are derived data: a commit need not wait for the disk. In WAL
+                # mode a power cut can then undo the last batches (rows and tracking
+                # together, so they are simply applied again), never corrupt them. The
+                # ledger's own connections keep full synchronous commits.
+                connection._sqlite_conn.execute("PRAGMA synchronous = NORMAL")
+                connection._sqlite_conn.execute("PRAGMA wal_autocheckpoint = 16384")
+                connection._sqlite_conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+            with connection.transaction(commit=commit) as c:
+                yield Tx(cast(Cursor, c), postgres=False)
 
     def track(self, tx: Tx, tracking: Tracking) -> None:
         self._insert_tracking(cast(Any, tx.cursor), tracking)

@@ -32,15 +32,12 @@ class Fact:
 
     notification_id: int
     position: int
+    kind: str
     event: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.event["kind"])
 
     @classmethod
     def from_entry(cls, notification_id: int, entry: LedgerEntry) -> Fact:
-        return cls(notification_id, entry.originator_version, entry.event)
+        return cls(notification_id, entry.originator_version, entry.event["kind"], entry.event)
 
 
 class View(Projection[AnyViewRecorder]):
@@ -83,9 +80,26 @@ def chunks(items: Iterable[T], size: int = HOST_CHUNK) -> Iterator[list[T]]:
         yield batch
 
 
-def rows_for_hosts(tx: Tx, sql: str, hosts: Iterable[str]) -> list[dict[str, Any]]:
-    """Run ``sql`` (which ends in ``host IN``) for the given hosts, in chunks."""
+def rows_for_hosts(
+    tx: Tx,
+    select: str,
+    hosts: Iterable[str],
+    *,
+    build_ids: Iterable[str] = (),
+    services: Iterable[str] = (),
+    condition: str = "",
+) -> list[dict[str, Any]]:
+    """``select`` (a query without WHERE) for rows of the given hosts — and builds and
+    services, when given, and meeting ``condition`` — in chunks that keep the number of
+    SQL parameters bounded. A batch names few builds and services, so those narrow the
+    rows read to about the ones the batch is about."""
+    where, params = [condition] if condition else [], []
+    for column, values in (("build_id", build_ids), ("service", services)):
+        if wanted := sorted(set(values)):
+            where.append(f"{column} IN ({', '.join('?' * len(wanted))})")
+            params += wanted
     rows: list[dict[str, Any]] = []
     for batch in chunks(sorted(set(hosts))):
-        rows += tx.query(f"{sql} ({', '.join('?' for _ in batch)})", batch)
+        hosts_in = f"host IN ({', '.join('?' * len(batch))})"
+        rows += tx.query(f"{select} WHERE {' AND '.join([hosts_in, *where])}", [*batch, *params])
     return rows

@@ -56,7 +56,7 @@ def test_a_crash_mid_batch_keeps_nothing_of_it(
 ) -> None:
     events = busy_story(3).events
     ledger.append(events[:20])
-    views = Views(ledger, batch=7)
+    views = Views(ledger, batch=7, commit_events=7)  # a transaction per batch
     views.catch_up()
     before, positions = dump(views), views.positions()
     ledger.append(events[20:])
@@ -231,7 +231,7 @@ def rebuild_equals_incremental(
     url: str, events: list[Envelope], chunks: list[int], batch: int
 ) -> None:
     ledger = Ledger(locate(url), create=True)
-    views = Views(ledger, batch=batch)
+    views = Views(ledger, batch=batch, commit_events=batch * (1 + len(chunks) % 3))
     sizes = iter(chunks)
     start = 0
     while start < len(events):
