@@ -29,12 +29,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bench.fleet import benchmark_fleet
 from bench.machine import describe
 from bench.memory import ROOT
 from bench.postgres import create_schema, ledger_url, postgres_server, server_settings
 from ledger.application import Ledger, append_in_batches, numbered_batches
-from ledger.events import event_from_dict
+from ledger.events import parse_event
 from ledger.store import locate
 from projections import queries
 from projections.runner import Views
@@ -111,7 +113,7 @@ def copy_ledger(source: str, target: str) -> None:
     say("copying the ledger into PostgreSQL")
     from_ledger, to_ledger = Ledger(locate(source)), Ledger(locate(target), create=True)
     start = time.perf_counter()
-    events = (event_from_dict(fact.event) for fact in from_ledger.facts())
+    events = (parse_event(orjson.dumps(fact.event)) for fact in from_ledger.facts())
     totals = append_in_batches(to_ledger, numbered_batches(events), source="import", unit="events")
     say(f"  {totals.stored:,} events in {time.perf_counter() - start:,.0f} s")
     from_ledger.close()

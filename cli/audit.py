@@ -75,7 +75,7 @@ def where(
     known = timestamp(known_at, "--known-at")
     if generation_number is not None and (at or known):
         raise click.UsageError("give --generation or --at/--known-at, not both")
-    rows = queries.where(
+    found = queries.where(
         session.views(),
         name,
         version=version,
@@ -86,8 +86,9 @@ def where(
         env=env,
     )
     if as_json:
-        output.print_json(queries.where_summary(rows) if summary else rows)
+        output.print_json(queries.where_summary(found) if summary else [f.row() for f in found])
         return
+    rows = [f.row() for f in found]
     if not summary:
         output.rows_table(
             rows,
@@ -108,7 +109,7 @@ def where(
         output.console().print(
             f"\n[bold]{escape(name)}[/bold]: {len(rows)} placements on {hosts} hosts"
         )
-        output.where_summary(queries.where_summary(rows))
+        output.where_summary(queries.where_summary(found))
     elif summary:
         output.console().print(f"[dim]no active closure holds {escape(name)}[/dim]")
 

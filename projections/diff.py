@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from ledger.errors import InvalidInput
+from projections.generations import manifest_entries
 from projections.queries import Row, pick_env
 from projections.runner import Views
 from projections.versions import version_key
@@ -19,15 +20,11 @@ from projections.view import chunks
 
 
 def _entries(views: Views, env: str, number: int) -> dict[tuple[str, str], str]:
-    rows = views.query(
-        "SELECT host, service, build_id FROM generation_entries WHERE env = ? AND number = ?",
-        (env, number),
-    )
-    if not rows and not views.query(
-        "SELECT 1 AS found FROM generations WHERE env = ? AND number = ?", (env, number)
-    ):
+    with views.read() as tx:
+        entries = manifest_entries(tx, env, number)
+    if entries is None:
         raise InvalidInput(f"{env} has no generation {number}")
-    return {(r["host"], r["service"]): r["build_id"] for r in rows}
+    return {(e["host"], e["service"]): e["build_id"] for e in entries}
 
 
 def _closures(views: Views, build_ids: set[str]) -> dict[str, dict[str, set[str]]]:

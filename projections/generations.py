@@ -6,12 +6,18 @@ parent up the tree to, not including, its target — as rolled back by it: those
 bad ones. Tags come with the plan or later (``generation_tagged``).
 
 Generation events are few (one per deploy, not per host), so they are applied one by
-one, in stream order; only manifests are written in bulk.
+one, in stream order. A manifest is one placement per host and service: tens of
+thousands of entries for a large fleet, nearly the same from one generation to the
+next. Each is kept whole, as compressed JSON, a row per generation: a tenth of the room
+of a row per entry, and every reader (``generation N``, ``diff``, ``where
+--generation``) wants the whole manifest anyway.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -25,7 +31,7 @@ class GenerationsView(View):
     kinds = frozenset(
         {"generation_planned", "generation_completed", "generation_failed", "generation_tagged"}
     )
-    tables = ("generations", "generation_entries", "generation_tags")
+    tables = ("generations", "generation_manifests", "generation_tags")
     ddl = (
         "CREATE TABLE IF NOT EXISTS generations ("
         "env TEXT NOT NULL, number BIGINT NOT NULL, parent BIGINT, reason TEXT NOT NULL, "
@@ -33,10 +39,9 @@ class GenerationsView(View):
         "planned_at BIGINT NOT NULL, recorded_at BIGINT NOT NULL, status TEXT NOT NULL, "
         "finished_at BIGINT, failure TEXT, rolled_back_by BIGINT, placements BIGINT NOT NULL, "
         "position BIGINT NOT NULL, PRIMARY KEY (env, number))" + WITHOUT_ROWID,
-        "CREATE TABLE IF NOT EXISTS generation_entries ("
-        "env TEXT NOT NULL, number BIGINT NOT NULL, host TEXT NOT NULL, "
-        "service TEXT NOT NULL, build_id TEXT NOT NULL, artifact TEXT, "
-        "depends_on TEXT NOT NULL, PRIMARY KEY (env, number, host, service))" + WITHOUT_ROWID,
+        "CREATE TABLE IF NOT EXISTS generation_manifests ("
+        "env TEXT NOT NULL, number BIGINT NOT NULL, manifest BYTEA NOT NULL, "
+        "PRIMARY KEY (env, number))",
         "CREATE TABLE IF NOT EXISTS generation_tags ("
         "env TEXT NOT NULL, number BIGINT NOT NULL, tag TEXT NOT NULL, "
         "position BIGINT NOT NULL, PRIMARY KEY (env, number, tag))" + WITHOUT_ROWID,
@@ -102,22 +107,9 @@ class GenerationsView(View):
             ],
         )
         tx.insert(
-            "generation_entries",
-            ("env", "number", "host", "service", "build_id", "artifact", "depends_on"),
-            [
-                (
-                    env,
-                    number,
-                    e["host"],
-                    e["service"],
-                    e["build_id"],
-                    e.get("artifact"),
-                    orjson.dumps(e.get("depends_on", [])).decode(),
-                )
-                for e in manifest
-            ],
-            # A manifest may list a placement twice; the first one counts.
-            ignore="env, number, host, service",
+            "generation_manifests",
+            ("env", "number", "manifest"),
+            [(env, number, zlib.compress(orjson.dumps(manifest), 1))],
         )
         self._tag(tx, env, number, event.get("tags", ()), fact.position)
         if event["reason"] == "rollback" and event.get("parent") is not None:
@@ -161,3 +153,19 @@ class GenerationsView(View):
             "WHERE env = ? AND number = ? AND rolled_back_by IS NULL",
             [(rollback, env, number) for number in undone],
         )
+
+
+def manifest_entries(tx: Tx, env: str, number: int) -> list[dict[str, Any]] | None:
+    """The desired manifest of a generation (None when there is no such generation),
+    sorted by host and service; a placement listed twice counts once, the first time."""
+    rows = tx.tuples(
+        "SELECT manifest FROM generation_manifests WHERE env = ? AND number = ?", (env, number)
+    )
+    if not rows:
+        return None
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in orjson.loads(zlib.decompress(rows[0][0])):
+        entry.setdefault("artifact", None)
+        entry.setdefault("depends_on", [])
+        entries.setdefault((entry["host"], entry["service"]), entry)
+    return [entries[key] for key in sorted(entries)]

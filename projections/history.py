@@ -69,10 +69,11 @@ class HistoryView(View):
     tables = ("host_history", "history_health")
     ddl = (
         "CREATE TABLE IF NOT EXISTS host_history ("
-        "position BIGINT PRIMARY KEY, env TEXT NOT NULL, host TEXT NOT NULL, "
+        "position BIGINT NOT NULL, env TEXT NOT NULL, host TEXT NOT NULL, "
         "service TEXT NOT NULL, kind TEXT NOT NULL, build_id TEXT, generation BIGINT, "
-        "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL)" + WITHOUT_ROWID,
-        "CREATE INDEX IF NOT EXISTS host_history_host ON host_history (host, position)",
+        "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL, "
+        # Stored by host, in ledger order: a host's history is one range of the table.
+        "PRIMARY KEY (host, position))" + WITHOUT_ROWID,
         "CREATE TABLE IF NOT EXISTS history_health ("
         "env TEXT NOT NULL, host TEXT NOT NULL, service TEXT NOT NULL, state TEXT NOT NULL, "
         "PRIMARY KEY (host, service, env))" + WITHOUT_ROWID,
@@ -109,8 +110,9 @@ class HistoryView(View):
                 )
             )
         tx.insert("host_history", COLUMNS, rows)
-        tx.execute_many(
-            "INSERT INTO history_health (env, host, service, state) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (host, service, env) DO UPDATE SET state = excluded.state",
+        tx.insert(
+            "history_health",
+            ("env", "host", "service", "state"),
             [(*key, state) for key, state in changed.items()],
+            update_on="host, service, env",
         )

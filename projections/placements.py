@@ -140,23 +140,16 @@ class PlacementsView(View):
             }
             opened[fact.position] = current[key] = row
         # Close before opening: at most one open interval per (host, service, env).
-        tx.execute_many(
-            "UPDATE placements SET end_position = ?, valid_to = ?, recorded_to = ?, "
-            "ended_by = ? WHERE id = ?",
-            [
-                (r["end_position"], r["valid_to"], r["recorded_to"], r["ended_by"], r["id"])
-                for r in closed
-            ],
-        )
+        tx.update(
+            "placements",
+            "id",
+            ("end_position", "valid_to", "recorded_to", "ended_by"),
+            [(r["id"], r["end_position"], r["valid_to"], r["recorded_to"], r["ended_by"])
+             for r in closed],
+        )  # fmt: skip
         tx.insert(
             "placements",
             PLACEMENT_COLUMNS,
             [tuple(r[c] for c in PLACEMENT_COLUMNS) for r in opened.values()],
         )
-        updates = ", ".join(f"{c} = excluded.{c}" for c in HEALTH_COLUMNS[3:])
-        tx.execute_many(
-            f"INSERT INTO health ({', '.join(HEALTH_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(HEALTH_COLUMNS))}) "
-            f"ON CONFLICT (env, host, service) DO UPDATE SET {updates}",
-            list(health.values()),
-        )
+        tx.insert("health", HEALTH_COLUMNS, list(health.values()), update_on="env, host, service")

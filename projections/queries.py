@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-import orjson
+from typing import Any, NamedTuple
 
 from ledger.errors import InvalidInput
+from projections.generations import manifest_entries
 from projections.runner import Views
 from projections.store import Tx, from_micros, to_micros
 from projections.versions import VersionRange, version_key, version_matches
@@ -104,21 +103,23 @@ def manifest(views: Views, host: str, env: str | None = None) -> list[Row]:
         )
         now = time.time()
         services = []
+        manifests: dict[tuple[str, int], dict[str, Row]] = {}
         for row in rows:
             placement = _placement(row, now)
-            entry = tx.query(
-                "SELECT artifact, depends_on FROM generation_entries "
-                "WHERE env = ? AND number = ? AND host = ? AND service = ?",
-                (row["env"], row["generation"], host, row["service"]),
-            )
+            key = (row["env"], row["generation"])
+            if key not in manifests:
+                manifests[key] = {
+                    e["service"]: e for e in manifest_entries(tx, *key) or [] if e["host"] == host
+                }
+            entry = manifests[key].get(row["service"])
             closure = tx.query(
                 "SELECT name, version, store_path, purl, hash FROM build_components "
                 "WHERE build_id = ? ORDER BY ord",
                 (row["build_id"],),
             )
             if entry:
-                placement["artifact"] = placement["artifact"] or entry[0]["artifact"]
-            placement["depends_on"] = orjson.loads(entry[0]["depends_on"]) if entry else []
+                placement["artifact"] = placement["artifact"] or entry["artifact"]
+            placement["depends_on"] = entry["depends_on"] if entry else []
             placement["closure"] = closure
             services.append(placement)
     return services
@@ -176,13 +177,9 @@ def generation(views: Views, number: int, env: str | None = None) -> Row:
             "SELECT tag FROM generation_tags WHERE env = ? AND number = ? ORDER BY position, tag",
             (env, number),
         )
-        entries = tx.query(
-            "SELECT host, service, build_id, artifact, depends_on FROM generation_entries "
-            "WHERE env = ? AND number = ? ORDER BY host, service",
-            (env, number),
-        )
+        entries = manifest_entries(tx, env, number) or []
     result = _generation(rows[0], [t["tag"] for t in tags])
-    result["manifest"] = [{**e, "depends_on": orjson.loads(e["depends_on"])} for e in entries]
+    result["manifest"] = entries
     return result
 
 
@@ -199,7 +196,7 @@ def where(
     known_at: datetime | None = None,
     generation_number: int | None = None,
     env: str | None = None,
-) -> list[Row]:
+) -> list[Found]:
     """Every placement whose build's closure holds a component called ``name``.
 
     Now by default. ``at``: what was active at that moment (valid time), as the ledger
@@ -226,21 +223,33 @@ def where(
         build_versions = _build_versions(tx, components)
     placements.sort()
     return [
-        {
-            "env": env_name,
-            "host": host,
-            "service": service,
-            "build_id": build,
-            "build_version": build_versions.get(build),
-            "name": name,
-            "version": found,
-            "store_path": path,
-            "since": iso(since),
-            "generation": generation,
-        }
+        Found(env_name, host, service, build, build_versions.get(build), name, found, path,
+              since, generation)
         for env_name, host, service, build, since, generation in placements
         for found, path in components[build]
-    ]
+    ]  # fmt: skip
+
+
+class Found(NamedTuple):
+    """One answer of ``where``: a placement whose closure holds the package.
+
+    Answers can be tens of thousands of rows, so they are plain tuples; ``row()`` is
+    the JSON form (``since`` as an ISO 8601 time).
+    """
+
+    env: str
+    host: str
+    service: str
+    build_id: str
+    build_version: str | None
+    name: str
+    version: str
+    store_path: str | None
+    since: int | None  # microseconds; None for a generation's manifest
+    generation: int
+
+    def row(self) -> Row:
+        return {**self._asdict(), "since": iso(self.since)}
 
 
 Placement = tuple[str, str, str, str, int | None, int]
@@ -274,11 +283,10 @@ def _active_placements(
 
 
 def _manifest_placements(tx: Tx, env: str, number: int) -> list[Placement]:
-    return tx.tuples(
-        "SELECT env, host, service, build_id, NULL, number FROM generation_entries "
-        "WHERE env = ? AND number = ?",
-        (env, number),
-    )
+    return [
+        (env, e["host"], e["service"], e["build_id"], None, number)
+        for e in manifest_entries(tx, env, number) or []
+    ]
 
 
 def _build_versions(tx: Tx, builds: Iterable[str]) -> dict[str, str]:
@@ -291,15 +299,15 @@ def _build_versions(tx: Tx, builds: Iterable[str]) -> dict[str, str]:
     return versions
 
 
-def where_summary(rows: Sequence[Row]) -> list[Row]:
+def where_summary(found: Sequence[Found]) -> list[Row]:
     """The answer in one line per component version: how many hosts and services."""
     by_version: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
-    for row in rows:
+    for f in found:
         hosts, services = by_version.setdefault(
-            (row["env"], row["version"], row["store_path"] or ""), (set(), set())
+            (f.env, f.version, f.store_path or ""), (set(), set())
         )
-        hosts.add(row["host"])
-        services.add(row["service"])
+        hosts.add(f.host)
+        services.add(f.service)
     return [
         {
             "env": env,

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     Notification,
@@ -47,8 +48,11 @@ VIEW_CLASSES: tuple[type[View], ...] = (
 )
 VIEW_NAMES = tuple(cls.name for cls in VIEW_CLASSES)
 READ_BATCH = 1000
-COMMIT_EVENTS = 20_000
+COMMIT_EVENTS = 100_000
 COMMIT_SECONDS = 1.0
+REBUILD_COMMIT_SECONDS = 5.0
+"""A rebuild replays everything: longer transactions write each hot page fewer times,
+at the price of making the ledger's writers wait a little longer now and then."""
 MAX_RACES = 50
 
 Progress = Callable[[int], None]
@@ -81,6 +85,7 @@ class Views:
         self.ledger = ledger
         self.batch = batch
         self.commit_events = commit_events
+        self.commit_seconds = COMMIT_SECONDS
         self.location = location or ledger.location
         self.recorder: AnyViewRecorder = open_views(self.location)
         self.views: dict[str, View] = {cls.name: cls(self.recorder) for cls in VIEW_CLASSES}
@@ -145,7 +150,12 @@ class Views:
             try:
                 self._run(self.positions(), progress, read)
                 return read[0]
-            except (IntegrityError, OperationalError):
+            except (
+                IntegrityError,
+                OperationalError,
+                psycopg.IntegrityError,
+                psycopg.OperationalError,
+            ):
                 # Another runner advanced a view first (or held the write lock when
                 # this one wanted it): nothing of this transaction was kept; look again.
                 time.sleep(0.05)
@@ -154,8 +164,9 @@ class Views:
 
     def _run(self, positions: dict[str, int], progress: Progress | None, read: list[int]) -> None:
         """Apply batches in transactions of up to ``commit_events`` events or
-        COMMIT_SECONDS seconds (whichever comes first): fewer, larger commits write each changed page
-        once, and a transaction stays short enough not to hold up the ledger's writers."""
+        ``commit_seconds`` seconds, whichever comes first: fewer, larger commits write each
+        changed page once, and a transaction stays short enough not to hold up the
+        ledger's writers."""
         start = min(positions.values(), default=0)
         while True:
             batch = self._select(start)
@@ -176,7 +187,7 @@ class Views:
                     if (
                         not full
                         or in_transaction >= self.commit_events
-                        or time.monotonic() - began >= COMMIT_SECONDS
+                        or time.monotonic() - began >= self.commit_seconds
                         or not (batch := self._select(start))
                     ):
                         break
@@ -232,7 +243,11 @@ class Views:
                     tx.execute(f"DROP TABLE IF EXISTS {table}")
                 self.recorder.forget(tx, tracking_name(view.name))
         self._create_tables(chosen)
-        return self.catch_up(progress)
+        self.commit_seconds = REBUILD_COMMIT_SECONDS
+        try:
+            return self.catch_up(progress)
+        finally:
+            self.commit_seconds = COMMIT_SECONDS
 
     def dump(self, name: str) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of a view's tables, sorted: for comparing two builds of a view."""

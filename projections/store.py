@@ -14,6 +14,7 @@ the epoch (UTC) so that they compare and index as numbers.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -84,16 +85,74 @@ class Tx:
             self.cursor.executemany(self.sql(text), rows)
 
     def insert(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, ignore: str = ""
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        ignore: str = "",
+        update_on: str = "",
     ) -> None:
-        """Insert rows; ``ignore`` names a conflict target whose duplicates are skipped."""
+        """Insert rows. On a conflict over the columns ``ignore`` names the row is
+        skipped; over those ``update_on`` names, the existing row takes its values."""
         if not rows:
             return
-        placeholders = ", ".join("?" for _ in columns)
-        conflict = f" ON CONFLICT ({ignore}) DO NOTHING" if ignore else ""
-        self.execute_many(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}){conflict}", rows
+        names = ", ".join(columns)
+        if ignore:
+            conflict = f" ON CONFLICT ({ignore}) DO NOTHING"
+        elif update_on:
+            keys = {c.strip() for c in update_on.split(",")}
+            changes = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+            conflict = f" ON CONFLICT ({update_on}) DO UPDATE SET {changes}"
+        else:
+            conflict = ""
+        if not self.postgres:
+            marks = ", ".join("?" for _ in columns)
+            self.execute_many(f"INSERT INTO {table} ({names}) VALUES ({marks}){conflict}", rows)
+        elif not conflict:
+            self._copy(table, columns, rows)
+        else:
+            staged = self._stage(table, columns, rows)
+            self.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged}{conflict}")
+
+    def update(
+        self, table: str, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Set ``columns`` of the rows whose ``key`` is each row's first value."""
+        if not rows:
+            return
+        if not self.postgres:
+            changes = ", ".join(f"{c} = ?" for c in columns)
+            self.execute_many(
+                f"UPDATE {table} SET {changes} WHERE {key} = ?",
+                [(*row[1:], row[0]) for row in rows],
+            )
+            return
+        staged = self._stage(table, (key, *columns), rows)
+        changes = ", ".join(f"{c} = s.{c}" for c in columns)
+        self.execute(
+            f"UPDATE {table} AS t SET {changes} FROM {staged} AS s WHERE t.{key} = s.{key}"
         )
+
+    # PostgreSQL: bulk writes go through COPY, which takes rows at a fraction of the
+    # per-statement cost of executemany; conflicts and updates through a staging table.
+
+    def _copy(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        with cast(Any, self.cursor).copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _stage(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+        """A session-local table with these columns of ``table``, holding just ``rows``."""
+        names = ", ".join(columns)
+        staged = f"staged_{table}_{zlib.crc32(names.encode()):08x}"
+        self.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staged} ON COMMIT DELETE ROWS AS "
+            f"SELECT {names} FROM {table} WITH NO DATA"
+        )
+        self.execute(f"TRUNCATE {staged}")
+        self._copy(staged, columns, rows)
+        return staged
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         self.cursor.execute(self.sql(text), tuple(params))

@@ -70,8 +70,8 @@ def fleet(ledger: Ledger) -> Fleet:
     return Fleet(views, api1, api2, api3, web1, during_gen1, during_gen3, rollback_at)
 
 
-def placements(rows: list[dict[str, object]]) -> set[tuple[object, ...]]:
-    return {(r["host"], r["service"], r["build_id"]) for r in rows}
+def placements(found: list[queries.Found]) -> set[tuple[str, str, str]]:
+    return {(f.host, f.service, f.build_id) for f in found}
 
 
 def test_topology_shows_the_active_build_its_generation_and_health(fleet: Fleet) -> None:
@@ -107,7 +107,8 @@ def test_where_answers_now(fleet: Fleet) -> None:
         ("h1", "web", fleet.web1),
         ("h3", "web", fleet.web1),
     }
-    assert {r["version"] for r in rows if r["service"] == "api"} == {"1.0.2d"}
+    assert {f.version for f in rows if f.service == "api"} == {"1.0.2d"}
+    assert rows[0].row()["since"].endswith("Z")
     assert queries.where(fleet.views, "libressl") == []
     summary = queries.where_summary(rows)
     assert [(s["version"], s["hosts"]) for s in summary] == [("1.0.2d", 2), ("3.0.13", 2)]
@@ -124,7 +125,7 @@ def test_where_with_versions(fleet: Fleet) -> None:
     )
     assert placements(then) == {("h1", "api", fleet.api1), ("h2", "api", fleet.api1)}
     exact = queries.where(fleet.views, "openssl", version="3.0.13")
-    assert {r["service"] for r in exact} == {"web"}
+    assert {f.service for f in exact} == {"web"}
 
 
 def test_where_at_a_past_moment(fleet: Fleet) -> None:
@@ -159,7 +160,7 @@ def test_where_in_a_past_generation(fleet: Fleet) -> None:
         ("h2", "api", fleet.api3),
         ("h1", "web", fleet.web1),
     }
-    assert {r["generation"] for r in rows} == {3}
+    assert {f.generation for f in rows} == {3}
 
 
 def test_generations_tree_status_and_badness(fleet: Fleet) -> None:
