@@ -106,8 +106,9 @@ def where(
         )
     if rows:
         hosts = len({(r["env"], r["host"]) for r in rows})
+        gap = "" if summary else "\n"
         output.console().print(
-            f"\n[bold]{escape(name)}[/bold]: {len(rows)} placements on {hosts} hosts"
+            f"{gap}[bold]{escape(name)}[/bold]: {len(rows)} placements on {hosts} hosts"
         )
         output.where_summary(queries.where_summary(found))
     elif summary:

@@ -197,8 +197,8 @@ def generation(
         ("actor", row["actor"]),
         ("source revision", row["source_revision"]),
         ("tags", ", ".join(row["tags"])),
-        ("planned", row["planned_at"]),
-        ("finished", row["finished_at"]),
+        ("planned", output.when(row["planned_at"])),
+        ("finished", output.when(row["finished_at"])),
         ("failure", row["failure"]),
     ]
     for label, value in details:
@@ -254,6 +254,7 @@ def tag(session: Session, number: int, tags: tuple[str, ...], env: str | None, a
         tags=tags,
     )
     result = views.ledger.append([event], source="cli")[0]
+    views.catch_up()  # so that the next query shows the tag, on any backend
     output.console().print(
         f"Tagged {escape(env)} generation {number} with {escape(', '.join(tags))} "
         f"(position {result.position})."
@@ -264,9 +265,18 @@ def tag(session: Session, number: int, tags: tuple[str, ...], env: str | None, a
 @click.argument("a", type=click.IntRange(min=1))
 @click.argument("b", type=click.IntRange(min=1))
 @env_option
+@click.option(
+    "--package",
+    "packages",
+    multiple=True,
+    metavar="NAME",
+    help="Only closure changes of this package (repeatable), e.g. openssl.",
+)
 @json_option
 @pass_session
-def diff(session: Session, a: int, b: int, env: str | None, as_json: bool) -> None:
+def diff(
+    session: Session, a: int, b: int, env: str | None, packages: tuple[str, ...], as_json: bool
+) -> None:
     """Show what changed from generation A to generation B, down to the closures.
 
     Placements added, removed and moved to another build, per service; then, like
@@ -275,10 +285,12 @@ def diff(session: Session, a: int, b: int, env: str | None, as_json: bool) -> No
 
     \b
     Example:
-      ledger diff 12 13 --env production
-      ledger diff 12 13 --env production --json | jq '.closure_changes[0]'
+      ledger diff 19 20 --env production --package openssl --package zlib
+      ledger diff 19 20 --env production --json | jq '.closure_changes[0]'
     """
     result = diff_generations(session.views(), a, b, env)
+    if packages:
+        result["closure_changes"] = [c for c in result["closure_changes"] if c["name"] in packages]
     if as_json:
         output.print_json(result)
         return

@@ -75,7 +75,8 @@ def progress_bar(
         yield lambda n: advance(description, n)
 
 
-def _when(value: str | None) -> str:
+def when(value: str | None) -> str:
+    """A timestamp for people: 2026-01-13 04:11:57Z."""
     return "" if not value else value.replace("T", " ")[:19] + "Z"
 
 
@@ -120,7 +121,7 @@ def cell(key: str, value: Any) -> Text:
     if value is None:
         return Text("")
     if key in TIME_KEYS:
-        return Text(_when(value))
+        return Text(when(value))
     if key in ID_KEYS:
         return Text(_short(value))
     if isinstance(value, list | tuple):
@@ -169,7 +170,7 @@ def facts_table(facts: list[StoredFact], *, matching: int) -> None:
         # Names and reasons come from producers: never read them as rich markup.
         table.add_row(
             str(fact.position),
-            _when(event["occurred_at"]),
+            when(event["occurred_at"]),
             Text(event["env"]),
             event["kind"],
             Text(event.get("host") or ""),

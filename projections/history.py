@@ -69,11 +69,10 @@ class HistoryView(View):
     tables = ("host_history", "history_health")
     ddl = (
         "CREATE TABLE IF NOT EXISTS host_history ("
-        "position BIGINT NOT NULL, env TEXT NOT NULL, host TEXT NOT NULL, "
+        "position BIGINT PRIMARY KEY, env TEXT NOT NULL, host TEXT NOT NULL, "
         "service TEXT NOT NULL, kind TEXT NOT NULL, build_id TEXT, generation BIGINT, "
-        "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL, "
-        # Stored by host, in ledger order: a host's history is one range of the table.
-        "PRIMARY KEY (host, position))" + WITHOUT_ROWID,
+        "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL)" + WITHOUT_ROWID,
+        "CREATE INDEX IF NOT EXISTS host_history_host ON host_history (host, position)",
         "CREATE TABLE IF NOT EXISTS history_health ("
         "env TEXT NOT NULL, host TEXT NOT NULL, service TEXT NOT NULL, state TEXT NOT NULL, "
         "PRIMARY KEY (host, service, env))" + WITHOUT_ROWID,

@@ -204,6 +204,11 @@ def where(
     recorded later are left out). ``generation_number``: that generation's manifest.
     """
     with views.read() as tx:
+        manifest = (
+            None
+            if generation_number is None
+            else _manifest_placements(tx, pick_env(views, env), generation_number)
+        )
         # The builds whose closure holds the package in a wanted version: few, even
         # when the placements are many.
         components: dict[str, list[tuple[str, str | None]]] = {}
@@ -215,9 +220,8 @@ def where(
                 components.setdefault(build, []).append((found, path or purl))
         if not components:
             return []
-        if generation_number is not None:
-            placements = _manifest_placements(tx, pick_env(views, env), generation_number)
-            placements = [p for p in placements if p[3] in components]
+        if manifest is not None:
+            placements = [p for p in manifest if p[3] in components]
         else:
             placements = _active_placements(tx, sorted(components), at, known_at, env)
         build_versions = _build_versions(tx, components)
@@ -283,10 +287,10 @@ def _active_placements(
 
 
 def _manifest_placements(tx: Tx, env: str, number: int) -> list[Placement]:
-    return [
-        (env, e["host"], e["service"], e["build_id"], None, number)
-        for e in manifest_entries(tx, env, number) or []
-    ]
+    entries = manifest_entries(tx, env, number)
+    if entries is None:
+        raise InvalidInput(f"{env} has no generation {number}")
+    return [(env, e["host"], e["service"], e["build_id"], None, number) for e in entries]
 
 
 def _build_versions(tx: Tx, builds: Iterable[str]) -> dict[str, str]:

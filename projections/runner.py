@@ -50,9 +50,6 @@ VIEW_NAMES = tuple(cls.name for cls in VIEW_CLASSES)
 READ_BATCH = 1000
 COMMIT_EVENTS = 100_000
 COMMIT_SECONDS = 1.0
-REBUILD_COMMIT_SECONDS = 5.0
-"""A rebuild replays everything: longer transactions write each hot page fewer times,
-at the price of making the ledger's writers wait a little longer now and then."""
 MAX_RACES = 50
 
 Progress = Callable[[int], None]
@@ -243,11 +240,7 @@ class Views:
                     tx.execute(f"DROP TABLE IF EXISTS {table}")
                 self.recorder.forget(tx, tracking_name(view.name))
         self._create_tables(chosen)
-        self.commit_seconds = REBUILD_COMMIT_SECONDS
-        try:
-            return self.catch_up(progress)
-        finally:
-            self.commit_seconds = COMMIT_SECONDS
+        return self.catch_up(progress)
 
     def dump(self, name: str) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of a view's tables, sorted: for comparing two builds of a view."""

@@ -255,6 +255,10 @@ def test_demo_records_a_fleet_once_and_summarises_it(ledger_url: str) -> None:
     assert "production" in first.output
     assert "staging" in first.output
     assert "verify: intact" in first.output
+    # It ends with the audit answer: which openssl is active where.
+    audit = first.output.split("Audit:")[1]
+    assert "openssl" in audit
+    assert " hosts " in audit
     stored = count(ledger_url)
     assert f"Recorded {stored} new demo events (0 were already there)." in first.output
     again = run(ledger_url, "demo", "--hosts", "12", "--services", "4", "--seed", "3")
