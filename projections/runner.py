@@ -147,15 +147,19 @@ class Views:
             try:
                 self._run(self.positions(), progress, read)
                 return read[0]
-            except (
-                IntegrityError,
-                OperationalError,
-                psycopg.IntegrityError,
-                psycopg.OperationalError,
-            ):
-                # Another runner advanced a view first (or held the write lock when
-                # this one wanted it): nothing of this transaction was kept; look again.
-                time.sleep(0.05)
+            except IntegrityError:
+                pass  # another runner advanced a view first: nothing of ours was kept
+            except OperationalError as error:
+                # SQLite: another connection held the write lock when this one wanted
+                # it; PostgreSQL: two runners deadlocked. Either way, try again. A
+                # database that cannot be reached is for the caller to wait out.
+                rolled_back = isinstance(
+                    error.__cause__,
+                    psycopg.errors.TransactionRollback | psycopg.errors.DeadlockDetected,
+                )
+                if self.recorder.postgres and not rolled_back:
+                    raise
+            time.sleep(0.05)
         self._run(self.positions(), progress, read)
         return read[0]
 

@@ -20,7 +20,8 @@ import pytest
 
 from ledger.application import Ledger
 from ledger.store import locate
-from tests.factories import event_dict, jsonl
+from projections.runner import Views
+from tests.factories import event_dict, jsonl, make_event
 
 EVENTS = 10_000
 
@@ -96,3 +97,59 @@ def test_a_crash_mid_ingest_loses_nothing_and_a_rerun_duplicates_nothing(
     ids = [fact.event["event_id"] for fact in ledger.facts()]
     assert sorted(ids) == sorted(e["event_id"] for e in events)
     assert ledger.verify().intact
+
+
+def history_rows(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        try:
+            row = conn.execute("SELECT count(*) FROM host_history").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0  # the follower has not created its tables yet
+        return int(row[0]) if row else 0
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(240)
+def test_the_follower_waits_out_a_crash_and_applies_every_event_once(
+    crashable_postgres: Any,
+) -> None:
+    url = crashable_postgres.get_uri()
+    ledger = Ledger(locate(url), create=True)
+    events = [make_event("health_reported", host=f"web-{i:05}", state="ok") for i in range(EVENTS)]
+    ledger.append(events[: EVENTS // 2])
+    ledger.close()
+    follower = subprocess.Popen(
+        ledger_command("project", "--follow", "--interval", "0.2"),
+        env={**os.environ, "LEDGER_URL": url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 150
+
+    def wait_for(rows: int) -> None:
+        while history_rows(url) < rows:
+            assert follower.poll() is None, follower.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    try:
+        wait_for(1)
+        os.kill(crashable_postgres.get_pid(), signal.SIGQUIT)  # a crash
+        time.sleep(3)
+        with crashable_postgres._lock:
+            crashable_postgres.ensure_postgres_running()
+        assert follower.poll() is None, "the follower gave up on the outage"
+        ledger = Ledger(locate(url))
+        ledger.append(events[EVENTS // 2 :])
+        ledger.close()
+        wait_for(EVENTS)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        _, err = follower.communicate(timeout=30)
+    assert b"Traceback" not in err
+    views = Views(Ledger(locate(url)))
+    assert views.lag() == 0
+    incremental = views.dump("history")
+    assert len(incremental["host_history"]) == EVENTS  # none lost, none twice
+    views.rebuild(["history"])
+    assert views.dump("history") == incremental
