@@ -7,8 +7,10 @@ ledger, then copied into a PostgreSQL ledger. For each backend:
 * **rebuild** — in a child process (so its peak RSS is its own): first the raw
   baseline, reading and decoding every event (``Ledger.facts()``) without projecting
   it; then a full rebuild of every view. Both rates are printed with their ratio.
-* **where openssl** — ``projections.queries.where`` timed ``--samples`` times after a
-  warm-up: now, and ``--at`` moments drawn evenly over the stream's time span.
+* **where openssl** — timed ``--samples`` times after a warm-up, now and at
+  ``--at`` moments drawn evenly over the stream's time span: ``queries.where`` (every
+  placement, as rows) and ``queries.where_counts`` (``--summary``: versions, host
+  counts and services, counted in the database).
 
 ``--keep DIR`` keeps the generated SQLite ledger there and reuses it on the next run.
 """
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -71,7 +74,7 @@ class Latency:
     backend: str
     query: str
     samples: int
-    rows: float  # mean rows per answer
+    rows: float  # mean rows per answer (placements, or summary lines)
     p50_ms: float
     p95_ms: float
 
@@ -150,15 +153,22 @@ def latency(backend: str, url: str, samples: int) -> list[Latency]:
     rng = random.Random(7)
     moments = [first + (last - first) * rng.random() for _ in range(WARM_UP + samples)]
     results = []
-    for label, at in (("where openssl", None), ("where openssl --at T", moments)):
+    cases: list[tuple[str, Callable[[int], int]]] = [
+        ("where openssl", lambda i: len(queries.where(views, "openssl"))),
+        ("where openssl --at T", lambda i: len(queries.where(views, "openssl", at=moments[i]))),
+        ("  --summary", lambda i: len(queries.where_counts(views, "openssl"))),
+        ("  --summary --at T",
+         lambda i: len(queries.where_counts(views, "openssl", at=moments[i]))),
+    ]  # fmt: skip
+    for label, query in cases:
         timings, rows = [], []
         for i in range(WARM_UP + samples):
             start = time.perf_counter()
-            answer = queries.where(views, "openssl", at=at[i] if at else None)
+            answered = query(i)
             elapsed = time.perf_counter() - start
             if i >= WARM_UP:
                 timings.append(elapsed)
-                rows.append(len(answer))
+                rows.append(answered)
         cuts = statistics.quantiles(timings, n=100, method="inclusive")
         results.append(
             Latency(backend, label, samples, statistics.mean(rows), cuts[49] * 1e3, cuts[94] * 1e3)

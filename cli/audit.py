@@ -75,23 +75,29 @@ def where(
     known = timestamp(known_at, "--known-at")
     if generation_number is not None and (at or known):
         raise click.UsageError("give --generation or --at/--known-at, not both")
+    options: dict[str, Any] = {
+        "version": version,
+        "version_range": parse_range(version_range) if version_range else None,
+        "env": env,
+    }
+    views = session.views()
+    if summary and generation_number is None:
+        # Counted in the database: no need to fetch every placement.
+        counts = queries.where_counts(views, name, at=at, known_at=known, **options)
+        if as_json:
+            output.print_json(counts)
+        else:
+            output.where_summary(counts)
+        return
     found = queries.where(
-        session.views(),
-        name,
-        version=version,
-        version_range=parse_range(version_range) if version_range else None,
-        at=at,
-        known_at=known,
-        generation_number=generation_number,
-        env=env,
+        views, name, at=at, known_at=known, generation_number=generation_number, **options
     )
     if as_json:
         output.print_json(queries.where_summary(found) if summary else [f.row() for f in found])
         return
-    rows = [f.row() for f in found]
     if not summary:
         output.rows_table(
-            rows,
+            [f.row() for f in found],
             [
                 ("env", "env"),
                 ("host", "host"),
@@ -104,11 +110,11 @@ def where(
             ],
             empty=f"no active closure holds {name}",
         )
-    if rows:
-        hosts = len({(r["env"], r["host"]) for r in rows})
+    if found:
+        hosts = len({(f.env, f.host) for f in found})
         gap = "" if summary else "\n"
         output.console().print(
-            f"{gap}[bold]{escape(name)}[/bold]: {len(rows)} placements on {hosts} hosts"
+            f"{gap}[bold]{escape(name)}[/bold]: {len(found)} placements on {hosts} hosts"
         )
         output.where_summary(queries.where_summary(found))
     elif summary:

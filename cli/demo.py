@@ -54,4 +54,4 @@ def demo(session: Session, hosts: int, services: int, seed: int) -> None:
         "\n[bold]Audit[/bold]: which openssl builds are active on which hosts "
         "(`ledger where openssl` lists every host)"
     )
-    output.where_summary(queries.where_summary(queries.where(views, "openssl")))
+    output.where_summary(queries.where_counts(views, "openssl"))

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import orjson
+
 from ledger.errors import InvalidInput
 from projections.generations import manifest_entries
 from projections.runner import Views
@@ -209,29 +211,31 @@ def where(
             if generation_number is None
             else _manifest_placements(tx, pick_env(views, env), generation_number)
         )
-        # The builds whose closure holds the package in a wanted version: few, even
-        # when the placements are many.
-        components: dict[str, list[tuple[str, str | None]]] = {}
-        for build, found, path, purl in tx.tuples(
-            "SELECT build_id, version, store_path, purl FROM build_components WHERE name = ?",
-            (name,),
-        ):
-            if version_matches(found, exact=version, range_=version_range):
-                components.setdefault(build, []).append((found, path or purl))
-        if not components:
+        versions = [
+            found
+            for (found,) in tx.tuples(
+                "SELECT DISTINCT version FROM build_components WHERE name = ?", (name,)
+            )
+            if version_matches(found, exact=version, range_=version_range)
+        ]
+        if not versions:
             return []
+        marks = ", ".join("?" * len(versions))
         if manifest is not None:
-            placements = [p for p in manifest if p[3] in components]
-        else:
-            placements = _active_placements(tx, sorted(components), at, known_at, env)
-        build_versions = _build_versions(tx, components)
-    placements.sort()
-    return [
-        Found(env_name, host, service, build, build_versions.get(build), name, found, path,
-              since, generation)
-        for env_name, host, service, build, since, generation in placements
-        for found, path in components[build]
-    ]  # fmt: skip
+            return _in_manifest(tx, manifest, name, versions)
+        # One join, in the database: the package's few builds, then their placements
+        # through the (build_id, …) index. Rows come out as tuples in their final form.
+        condition, params = _placement_condition(at, known_at, env)
+        rows = tx.tuples(
+            "SELECT p.env, p.host, p.service, p.build_id, b.version, c.name, c.version, "
+            "COALESCE(c.store_path, c.purl), p.valid_from, p.generation "
+            "FROM build_components c JOIN placements p ON p.build_id = c.build_id "
+            "LEFT JOIN builds b ON b.build_id = c.build_id "
+            f"WHERE c.name = ? AND c.version IN ({marks}) AND {condition} "
+            "ORDER BY p.env, p.host, p.service, c.version",
+            [name, *versions, *params],
+        )
+    return list(map(Found._make, rows))
 
 
 class Found(NamedTuple):
@@ -259,31 +263,44 @@ class Found(NamedTuple):
 Placement = tuple[str, str, str, str, int | None, int]
 
 
-def _active_placements(
-    tx: Tx, builds: list[str], at: datetime | None, known_at: datetime | None, env: str | None
-) -> list[Placement]:
-    columns = "SELECT env, host, service, build_id, valid_from, generation FROM placements"
+def _placement_condition(
+    at: datetime | None, known_at: datetime | None, env: str | None
+) -> tuple[str, list[Any]]:
+    """Which placements count: the open ones, or those holding ``at`` as known then."""
     params: list[Any] = []
     if at is None and known_at is None:
-        condition = "end_position IS NULL"
+        condition = "p.end_position IS NULL"
     else:
         moment = to_micros(at or datetime.now(UTC))
         known = to_micros(known_at) if known_at else _FOREVER
         condition = (
-            "valid_from <= ? AND recorded_from <= ? AND NOT ("
-            "end_position IS NOT NULL AND valid_to <= ? AND recorded_to <= ?)"
+            "p.valid_from <= ? AND p.recorded_from <= ? AND NOT ("
+            "p.end_position IS NOT NULL AND p.valid_to <= ? AND p.recorded_to <= ?)"
         )
         params = [moment, known, moment, known]
     if env:
-        condition += " AND env = ?"
+        condition += " AND p.env = ?"
         params.append(env)
-    found: list[Placement] = []
-    for batch in chunks(builds):
-        marks = ", ".join("?" * len(batch))
-        found += tx.tuples(
-            f"{columns} WHERE build_id IN ({marks}) AND {condition}", [*batch, *params]
-        )
-    return found
+    return condition, params
+
+
+def _in_manifest(tx: Tx, manifest: list[Placement], name: str, versions: list[str]) -> list[Found]:
+    marks = ", ".join("?" * len(versions))
+    components: dict[str, list[tuple[str, str | None]]] = {}
+    for build, found, path in tx.tuples(
+        "SELECT build_id, version, COALESCE(store_path, purl) FROM build_components "
+        f"WHERE name = ? AND version IN ({marks}) ORDER BY version",
+        [name, *versions],
+    ):
+        components.setdefault(build, []).append((found, path))
+    build_versions = _build_versions(tx, components)
+    return sorted(
+        Found(env, host, service, build, build_versions.get(build), name, found, path,
+              since, number)
+        for env, host, service, build, since, number in manifest
+        if build in components
+        for found, path in components[build]
+    )  # fmt: skip
 
 
 def _manifest_placements(tx: Tx, env: str, number: int) -> list[Placement]:
@@ -312,18 +329,69 @@ def where_summary(found: Sequence[Found]) -> list[Row]:
         )
         hosts.add(f.host)
         services.add(f.service)
-    return [
-        {
-            "env": env,
-            "version": version,
-            "store_path": path,
-            "hosts": len(hosts),
-            "services": sorted(services),
-        }
-        for (env, version, path), (hosts, services) in sorted(
-            by_version.items(), key=lambda item: (item[0][0], version_key(item[0][1]))
+    return _summary_rows(
+        (env, version, path, len(hosts), services)
+        for (env, version, path), (hosts, services) in by_version.items()
+    )
+
+
+def where_counts(
+    views: Views,
+    name: str,
+    *,
+    version: str | None = None,
+    version_range: VersionRange | None = None,
+    at: datetime | None = None,
+    known_at: datetime | None = None,
+    env: str | None = None,
+) -> list[Row]:
+    """``where_summary`` of ``where``, counted in the database: the auditor's first
+    question ("which versions, on how many hosts") without fetching every placement."""
+    with views.read() as tx:
+        versions = [
+            found
+            for (found,) in tx.tuples(
+                "SELECT DISTINCT version FROM build_components WHERE name = ?", (name,)
+            )
+            if version_matches(found, exact=version, range_=version_range)
+        ]
+        if not versions:
+            return []
+        condition, params = _placement_condition(at, known_at, env)
+        # Service names may hold any printable character: collect them as JSON.
+        services = (
+            "json_agg(DISTINCT p.service)"
+            if tx.postgres
+            else ("json_group_array(DISTINCT p.service)")
         )
-    ]
+        rows = tx.tuples(
+            "SELECT p.env, c.version, COALESCE(c.store_path, c.purl, ''), "
+            f"COUNT(DISTINCT p.host), {services} "
+            "FROM build_components c JOIN placements p ON p.build_id = c.build_id "
+            f"WHERE c.name = ? AND c.version IN ({', '.join('?' * len(versions))}) "
+            f"AND {condition} GROUP BY 1, 2, 3",
+            [name, *versions, *params],
+        )
+    return _summary_rows(
+        (
+            env_name,
+            found,
+            path,
+            hosts,
+            set(names if isinstance(names, list) else orjson.loads(names)),
+        )
+        for env_name, found, path, hosts, names in rows
+    )
+
+
+def _summary_rows(groups: Iterable[tuple[str, str, str, int, set[str]]]) -> list[Row]:
+    return [
+        {"env": env, "version": version, "store_path": path, "hosts": hosts,
+         "services": sorted(services)}
+        for env, version, path, hosts, services in sorted(
+            groups, key=lambda group: (group[0], version_key(group[1]), group[2])
+        )
+    ]  # fmt: skip
 
 
 # --- history and failures ------------------------------------------------------------

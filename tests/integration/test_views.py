@@ -4,6 +4,7 @@ generation, its rollback, a late-recorded fact and a few anomalies."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -270,3 +271,19 @@ def test_env_must_be_named_when_there_are_several(fleet: Fleet) -> None:
     with pytest.raises(InvalidInput, match=r"several environments \(production, staging\)"):
         queries.generation(fleet.views, 1)
     assert queries.generation(fleet.views, 1, env="staging")["placements"] == 0
+
+
+def test_counts_in_the_database_agree_with_the_rows(fleet: Fleet) -> None:
+    options: dict[str, Any]
+    for options in (
+        {},
+        {"env": "production"},
+        {"at": minute(fleet.during_gen3)},
+        {"at": minute(fleet.rollback_at + 1), "known_at": minute(fleet.rollback_at + 1)},
+        {"version_range": parse_range(">=1.0.1,<1.0.2"), "at": minute(fleet.during_gen1)},
+        {"version": "9.9"},
+    ):
+        rows = queries.where(fleet.views, "openssl", **options)
+        counts = queries.where_counts(fleet.views, "openssl", **options)
+        assert counts == queries.where_summary(rows), options
+    assert queries.where_counts(fleet.views, "openssl")[0]["services"] == ["api"]
