@@ -244,7 +244,12 @@ class Views:
                     tx.execute(f"DROP TABLE IF EXISTS {table}")
                 self.recorder.forget(tx, tracking_name(view.name))
         self._create_tables(chosen)
-        return self.catch_up(progress)
+        replayed = self.catch_up(progress)
+        with self.recorder.transaction(commit=True) as tx:
+            for view in chosen:  # fresh statistics for the query planner
+                for table in view.tables:
+                    tx.execute(f"ANALYZE {table}")
+        return replayed
 
     def dump(self, name: str) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of a view's tables, sorted: for comparing two builds of a view."""

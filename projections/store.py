@@ -215,6 +215,11 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
         with self.datastore.transaction(commit=commit) as c:
             if self.datastore.schema:
                 c.execute(f'SET LOCAL search_path TO "{self.datastore.schema}"')
+            if commit:
+                # Views look up state by key (host, build, service). While a view fills
+                # up its statistics lag behind (a rebuild starts from empty tables), and
+                # the planner would scan whole tables it believes tiny: keep to indexes.
+                c.execute("SET LOCAL enable_seqscan = off")
             yield Tx(cast(Cursor, c), postgres=True)
 
     def track(self, tx: Tx, tracking: Tracking) -> None:
