@@ -1,4 +1,4 @@
-"""Read models derived from the ledger's stream (topology, manifests, generations, audit).
+"""Read models derived from the ledger's stream: topology, manifests, generations, audit.
 
-Not built yet: see projections/README.md.
+See projections/README.md for the modules and docs/projections.md for how they work.
 """
