@@ -211,13 +211,7 @@ def where(
             if generation_number is None
             else _manifest_placements(tx, pick_env(views, env), generation_number)
         )
-        versions = [
-            found
-            for (found,) in tx.tuples(
-                "SELECT DISTINCT version FROM build_components WHERE name = ?", (name,)
-            )
-            if version_matches(found, exact=version, range_=version_range)
-        ]
+        versions = _matching_versions(tx, name, version, version_range)
         if not versions:
             return []
         marks = ", ".join("?" * len(versions))
@@ -261,6 +255,19 @@ class Found(NamedTuple):
 
 
 Placement = tuple[str, str, str, str, int | None, int]
+
+
+def _matching_versions(
+    tx: Tx, name: str, version: str | None, version_range: VersionRange | None
+) -> list[str]:
+    """The versions of the package in any closure that the filters let through."""
+    return [
+        found
+        for (found,) in tx.tuples(
+            "SELECT DISTINCT version FROM build_components WHERE name = ?", (name,)
+        )
+        if version_matches(found, exact=version, range_=version_range)
+    ]
 
 
 def _placement_condition(
@@ -348,13 +355,7 @@ def where_counts(
     """``where_summary`` of ``where``, counted in the database: the auditor's first
     question ("which versions, on how many hosts") without fetching every placement."""
     with views.read() as tx:
-        versions = [
-            found
-            for (found,) in tx.tuples(
-                "SELECT DISTINCT version FROM build_components WHERE name = ?", (name,)
-            )
-            if version_matches(found, exact=version, range_=version_range)
-        ]
+        versions = _matching_versions(tx, name, version, version_range)
         if not versions:
             return []
         condition, params = _placement_condition(at, known_at, env)
