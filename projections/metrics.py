@@ -18,7 +18,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from projections.queries import Row
+from projections.queries import Row, env_clause
 from projections.runner import Views
 
 DAY = 86_400 * 1_000_000
@@ -30,29 +30,30 @@ def _median_hours(values: list[int]) -> float | None:
 
 
 def metrics(views: Views, env: str | None = None) -> list[Row]:
-    clause, params = (" WHERE env = ?", [env]) if env else ("", [])
+    clause, params = env_clause(env)
     with views.read() as tx:
-        gens = tx.query(f"SELECT * FROM generations{clause}", params)
+        gens = tx.query(f"SELECT * FROM generations WHERE 1 = 1{clause}", params)
         touched = tx.query(
-            "SELECT env, service, generation, MIN(valid_from) AS first FROM placements"
-            f"{clause} GROUP BY env, service, generation",
+            "SELECT env, service, generation, MIN(valid_from) AS first FROM placements "
+            f"WHERE 1 = 1{clause} GROUP BY env, service, generation",
             params,
         )
         tried = tx.query(
             "SELECT DISTINCT env, service, generation FROM failures "
-            f"WHERE kind = 'activation_failed'{clause.replace('WHERE', 'AND')}",
+            f"WHERE kind = 'activation_failed'{clause}",
             params,
         )
         leads = tx.query(
             "SELECT p.env, p.service, MIN(p.valid_from) - b.built_at AS lead FROM placements p "
-            f"JOIN builds b ON b.build_id = p.build_id{clause.replace('env', 'p.env')} "
+            "JOIN builds b ON b.build_id = p.build_id "
+            f"WHERE 1 = 1{env_clause(env, 'p.env')[0]} "
             "GROUP BY p.env, p.service, p.build_id, b.built_at",
             params,
         )
     generation = {(g["env"], g["number"]): g for g in gens}
     restore = _restore_times(gens)
     per: dict[tuple[str, str], dict[str, Any]] = defaultdict(
-        lambda: {"deployed": set(), "touched": set(), "leads": [], "first": None, "last": None}
+        lambda: {"deployed": set(), "touched": set(), "leads": []}
     )
     span: dict[str, list[int]] = defaultdict(list)
     for row in touched:

@@ -31,7 +31,8 @@ def iso(micros: int | None) -> str | None:
     return from_micros(micros).isoformat().replace("+00:00", "Z")
 
 
-def _env_clause(env: str | None, column: str = "env") -> tuple[str, list[Any]]:
+def env_clause(env: str | None, column: str = "env") -> tuple[str, list[Any]]:
+    """`` AND env = ?`` and its parameter when an env is given; nothing otherwise."""
     return (f" AND {column} = ?", [env]) if env else ("", [])
 
 
@@ -90,7 +91,7 @@ def _placement(row: Row, now: float) -> Row:
 
 def topology(views: Views, env: str | None = None) -> list[Row]:
     """Every active placement: env, host, service, build, since when, generation, health."""
-    clause, params = _env_clause(env, "p.env")
+    clause, params = env_clause(env, "p.env")
     rows = views.query(f"{_CURRENT}{clause} ORDER BY p.env, p.host, p.service", params)
     now = time.time()
     return [_placement(row, now) for row in rows]
@@ -98,7 +99,7 @@ def topology(views: Views, env: str | None = None) -> list[Row]:
 
 def manifest(views: Views, host: str, env: str | None = None) -> list[Row]:
     """What a host runs, Disnix-profile style: builds, closures and dependencies."""
-    clause, params = _env_clause(env, "p.env")
+    clause, params = env_clause(env, "p.env")
     with views.read() as tx:
         rows = tx.query(
             f"{_CURRENT} AND p.host = ?{clause} ORDER BY p.env, p.service", [host, *params]
@@ -153,7 +154,7 @@ def _generation(row: Row, tags: list[str]) -> Row:
 
 def generations(views: Views, env: str | None = None) -> list[Row]:
     """Every generation, oldest first, with its parent: a tree per environment."""
-    clause, params = _env_clause(env)
+    clause, params = env_clause(env)
     with views.read() as tx:
         rows = tx.query(
             f"SELECT * FROM generations WHERE 1 = 1{clause} ORDER BY env, number", params
@@ -402,7 +403,7 @@ def history(
     views: Views, host: str, service: str | None = None, env: str | None = None
 ) -> list[Row]:
     """Everything that happened on a host (optionally to one service), in order."""
-    clause, params = _env_clause(env)
+    clause, params = env_clause(env)
     if service:
         clause += " AND service = ?"
         params.append(service)
@@ -418,6 +419,6 @@ def history(
 def failures(views: Views, env: str | None = None) -> list[Row]:
     """Failed builds, distributions, activations and generations, timed-out drains, and
     facts that contradict the stream, in ledger order."""
-    clause, params = _env_clause(env)
+    clause, params = env_clause(env)
     rows = views.query(f"SELECT * FROM failures WHERE 1 = 1{clause} ORDER BY position", params)
     return [{**row, "occurred_at": iso(row["occurred_at"])} for row in rows]

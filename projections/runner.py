@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -105,7 +106,7 @@ class Views:
         with self.recorder.transaction(commit=False) as tx:
             return tx.query(sql, params)
 
-    def read(self) -> Any:
+    def read(self) -> AbstractContextManager[Tx]:
         """A read-only transaction, for several queries that must agree."""
         return self.recorder.transaction(commit=False)
 
@@ -119,19 +120,17 @@ class Views:
 
     def lag(self) -> int:
         """Events the slowest view has still to process."""
-        return min(status.lag for status in self.status())
+        head_position, _ = self.ledger.head()
+        return head_position - self._position_of(min(self.positions().values()))
 
     def status(self) -> list[ViewStatus]:
         head_position, _ = self.ledger.head()
+        positions = self.positions()
+        # Views usually stand at the same notification: look each one up once.
+        position_of = {n: self._position_of(n) for n in set(positions.values())}
         return [
-            ViewStatus(
-                name,
-                self.views[name].description,
-                notification_id,
-                self._position_of(notification_id),
-                head_position,
-            )
-            for name, notification_id in self.positions().items()
+            ViewStatus(name, self.views[name].description, n, position_of[n], head_position)
+            for name, n in positions.items()
         ]
 
     def _position_of(self, notification_id: int) -> int:
@@ -232,6 +231,19 @@ class Views:
 
     def rebuild(self, names: Sequence[str] = (), progress: Progress | None = None) -> int:
         """Drop the named views (all when none), reset their tracking, replay the stream."""
+        chosen = self.reset(names)
+        replayed = self.catch_up(progress)
+        if self.recorder.postgres:
+            # Fresh statistics for the query planner. (SQLite's ANALYZE reads whole
+            # tables, and its planner does well on these indexes without it.)
+            with self.recorder.transaction(commit=True) as tx:
+                for view in chosen:
+                    for table in view.tables:
+                        tx.execute(f"ANALYZE {table}")
+        return replayed
+
+    def reset(self, names: Sequence[str] = ()) -> list[View]:
+        """Empty the named views (all when none) and forget their tracking positions."""
         unknown = [name for name in names if name not in self.views]
         if unknown:
             raise InvalidInput(
@@ -244,15 +256,7 @@ class Views:
                     tx.execute(f"DROP TABLE IF EXISTS {table}")
                 self.recorder.forget(tx, tracking_name(view.name))
         self._create_tables(chosen)
-        replayed = self.catch_up(progress)
-        if self.recorder.postgres:
-            # Fresh statistics for the query planner. (SQLite's ANALYZE reads whole
-            # tables, and its planner does well on these indexes without it.)
-            with self.recorder.transaction(commit=True) as tx:
-                for view in chosen:
-                    for table in view.tables:
-                        tx.execute(f"ANALYZE {table}")
-        return replayed
+        return chosen
 
     def dump(self, name: str) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of a view's tables, sorted: for comparing two builds of a view."""

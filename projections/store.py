@@ -170,19 +170,6 @@ class Tx:
             raw.row_factory = saved
 
 
-class ViewRecorder(Protocol):
-    """What both backends' view recorders offer (beyond the library's TrackingRecorder)."""
-
-    postgres: bool
-
-    @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Tx]: ...
-
-    def track(self, tx: Tx, tracking: Tracking) -> None: ...
-
-    def max_tracking_id(self, application_name: str) -> int | None: ...
-
-
 class SQLiteViewRecorder(SQLiteTrackingRecorder):
     postgres = False
 

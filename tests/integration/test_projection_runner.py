@@ -284,3 +284,17 @@ def test_rebuild_equals_incremental_postgres(
     finally:
         with psycopg.connect(postgres_server_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_lag_is_the_slowest_views(ledger: Ledger) -> None:
+    busy_story(1).record(ledger)
+    views = Views(ledger)
+    views.catch_up()
+    assert views.lag() == 0
+    views.reset(["history"])  # as if the history view were new
+    head, _ = ledger.head()
+    assert views.lag() == head
+    lags = {s.name: s.lag for s in views.status()}
+    assert lags == {name: head if name == "history" else 0 for name in VIEW_NAMES}
+    views.catch_up()
+    assert views.lag() == 0
