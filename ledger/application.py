@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -33,6 +33,8 @@ from ledger.transcoder import LedgerTranscoder
 
 MAX_APPEND_ATTEMPTS = 100
 READ_BATCH = 500
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -425,8 +427,13 @@ def numbered_batches(
     events: Iterable[Envelope], size: int = 1000
 ) -> Iterator[list[tuple[int, Envelope]]]:
     """Number events from 1 and cut them into batches of ``size``."""
-    batch: list[tuple[int, Envelope]] = []
-    for item in enumerate(events, start=1):
+    return batched(enumerate(events, start=1), size)
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` items (the last one shorter), read lazily."""
+    batch: list[T] = []
+    for item in items:
         batch.append(item)
         if len(batch) == size:
             yield batch

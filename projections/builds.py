@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ledger.application import batched
 from projections.store import WITHOUT_ROWID, Tx, to_micros
-from projections.view import Fact, View, chunks
+from projections.view import IN_LIST, Fact, View
 
 
 class BuildsView(View):
@@ -36,7 +37,7 @@ class BuildsView(View):
     def apply(self, tx: Tx, facts: Sequence[Fact]) -> None:
         ids = {fact.event["build_id"] for fact in facts}
         known = set()
-        for batch in chunks(ids):
+        for batch in batched(ids, IN_LIST):
             rows = tx.query(
                 f"SELECT build_id FROM builds WHERE build_id IN ({', '.join('?' * len(batch))})",
                 batch,

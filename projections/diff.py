@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from ledger.application import batched
 from ledger.errors import InvalidInput
 from projections.generations import manifest_entries
 from projections.queries import Row, pick_env
 from projections.runner import Views
 from projections.versions import version_key
-from projections.view import chunks
+from projections.view import IN_LIST
 
 
 def _entries(views: Views, env: str, number: int) -> dict[tuple[str, str], str]:
@@ -30,7 +31,7 @@ def _entries(views: Views, env: str, number: int) -> dict[tuple[str, str], str]:
 def _closures(views: Views, build_ids: set[str]) -> dict[str, dict[str, set[str]]]:
     """Per build: package name → the versions of it in the closure."""
     closures: dict[str, dict[str, set[str]]] = {b: defaultdict(set) for b in build_ids}
-    for batch in chunks(sorted(build_ids)):
+    for batch in batched(sorted(build_ids), IN_LIST):
         for row in views.query(
             "SELECT build_id, name, version FROM build_components "
             f"WHERE build_id IN ({', '.join('?' * len(batch))})",

@@ -14,12 +14,13 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ledger.application import batched
 from ledger.errors import InvalidInput
 from projections.generations import manifest_entries
 from projections.runner import Views
 from projections.store import Tx, from_micros, to_micros
 from projections.versions import VersionRange, version_key, version_matches
-from projections.view import chunks
+from projections.view import IN_LIST
 
 Row = dict[str, Any]
 _FOREVER = 2**62
@@ -320,7 +321,7 @@ def _manifest_placements(tx: Tx, env: str, number: int) -> list[Placement]:
 
 def _build_versions(tx: Tx, builds: Iterable[str]) -> dict[str, str]:
     versions: dict[str, str] = {}
-    for batch in chunks(sorted(builds)):
+    for batch in batched(sorted(builds), IN_LIST):
         marks = ", ".join("?" * len(batch))
         versions.update(
             tx.tuples(f"SELECT build_id, version FROM builds WHERE build_id IN ({marks})", batch)

@@ -12,18 +12,19 @@ maintained one row for row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
+from ledger.application import batched
 from ledger.domain import TOPICS, LedgerEntry
 from projections.store import AnyViewRecorder, Tx
 
-HOST_CHUNK = 400
-"""Hosts per ``IN (…)`` list when a view looks up the state of a batch's hosts."""
+IN_LIST = 400
+"""Values per ``IN (…)`` list: keeps the number of SQL parameters bounded."""
 
 
 @dataclass(frozen=True)
@@ -66,20 +67,6 @@ class View(Projection[AnyViewRecorder]):
             self.view.track(tx, tracking)
 
 
-T = TypeVar("T")
-
-
-def chunks(items: Iterable[T], size: int = HOST_CHUNK) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def rows_for_hosts(
     tx: Tx,
     select: str,
@@ -99,7 +86,7 @@ def rows_for_hosts(
             where.append(f"{column} IN ({', '.join('?' * len(wanted))})")
             params += wanted
     rows: list[dict[str, Any]] = []
-    for batch in chunks(sorted(set(hosts))):
+    for batch in batched(sorted(set(hosts)), IN_LIST):
         hosts_in = f"host IN ({', '.join('?' * len(batch))})"
         rows += tx.query(f"{select} WHERE {' AND '.join([hosts_in, *where])}", [*batch, *params])
     return rows
