@@ -154,10 +154,7 @@ def history(
     rows = queries.history(session.views(), host, service, env)
     if limit:
         rows = rows[-limit:]
-    if as_json:
-        output.print_json(rows)
-        return
-    output.rows_table(
+    output.answer(
         rows,
         [
             ("position", "pos"),
@@ -170,13 +167,10 @@ def history(
             ("actor", "actor"),
             ("detail", "detail"),
         ],
+        as_json=as_json,
         empty=f"nothing recorded for host {host}",
-        style=_failed,
+        style=lambda row: "red" if output.failed_kind(row["kind"]) else None,
     )
-
-
-def _failed(row: dict[str, Any]) -> str | None:
-    return "red" if str(row.get("kind", "")).endswith(("_failed", "_timed_out")) else None
 
 
 @click.command()
@@ -199,10 +193,7 @@ def failures(session: Session, env: str | None, anomalies: bool, as_json: bool) 
     rows = queries.failures(session.views(), env)
     if anomalies:
         rows = [row for row in rows if row["problem"] == "anomaly"]
-    if as_json:
-        output.print_json(rows)
-        return
-    output.rows_table(
+    output.answer(
         rows,
         [
             ("position", "pos"),
@@ -215,6 +206,7 @@ def failures(session: Session, env: str | None, anomalies: bool, as_json: bool) 
             ("generation", "gen"),
             ("reason", "reason"),
         ],
+        as_json=as_json,
         empty="no failures recorded",
         style=lambda row: "yellow" if row["problem"] == "anomaly" else "red",
     )

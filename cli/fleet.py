@@ -53,10 +53,7 @@ def topology(
         for row in queries.topology(session.views(), env)
         if (host is None or row["host"] == host) and (service is None or row["service"] == service)
     ]
-    if as_json:
-        output.print_json(rows)
-        return
-    output.rows_table(
+    output.answer(
         rows,
         [
             ("env", "env"),
@@ -68,6 +65,7 @@ def topology(
             ("generation", "gen"),
             ("health", "health"),
         ],
+        as_json=as_json,
         empty="nothing is active",
         style=_bad,
     )
@@ -243,8 +241,7 @@ def tag(session: Session, number: int, tags: tuple[str, ...], env: str | None, a
       ledger tag 42 release-2026.03 audited --env production
     """
     views = session.views()
-    env = queries.pick_env(views, env)
-    queries.generation(views, number, env)  # refuses an unknown generation
+    env = queries.require_generation(views, number, env)
     event = GenerationTagged(
         event_id=uuid4(),
         env=env,
@@ -330,12 +327,8 @@ def metrics(session: Session, env: str | None, as_json: bool) -> None:
       ledger metrics --env production
       ledger metrics --json | jq '.[] | select(.change_failure_rate > 0.1)'
     """
-    rows = delivery_metrics(session.views(), env)
-    if as_json:
-        output.print_json(rows)
-        return
-    output.rows_table(
-        rows,
+    output.answer(
+        delivery_metrics(session.views(), env),
         [
             ("env", "env"),
             ("service", "service"),
@@ -345,5 +338,6 @@ def metrics(session: Session, env: str | None, as_json: bool) -> None:
             ("change_failure_rate", "change failure rate"),
             ("time_to_restore_hours", "time to restore (h)"),
         ],
+        as_json=as_json,
         empty="nothing deployed yet",
     )

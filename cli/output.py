@@ -151,6 +151,26 @@ def rows_table(
     console().print(table)
 
 
+def answer(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    *,
+    as_json: bool,
+    empty: str,
+    style: Callable[[dict[str, Any]], str | None] = lambda row: None,
+) -> None:
+    """What a query command prints: the rows as JSON, or as a table for people."""
+    if as_json:
+        print_json(rows)
+    else:
+        rows_table(rows, columns, empty=empty, style=style)
+
+
+def failed_kind(kind: str) -> bool:
+    """Whether an event kind reports something that went wrong."""
+    return kind.endswith(("_failed", "_timed_out"))
+
+
 def where_summary(summary: Sequence[dict[str, Any]]) -> None:
     """``ledger where``'s answer in one line per environment and version."""
     rows_table(
@@ -166,7 +186,7 @@ def facts_table(facts: list[StoredFact], *, matching: int) -> None:
         table.add_column(column, justify="right" if column == "pos" else "left", no_wrap=True)
     for fact in facts:
         event = fact.event
-        style = "red" if event["kind"].endswith(("_failed", "_timed_out")) else None
+        style = "red" if failed_kind(event["kind"]) else None
         # Names and reasons come from producers: never read them as rich markup.
         table.add_row(
             str(fact.position),

@@ -83,10 +83,7 @@ def status(session: Session, as_json: bool) -> None:
       ledger projections status --json | jq '.[] | select(.lag > 0)'
     """
     rows = [{**asdict(s), "lag": s.lag} for s in session.open_views().status()]
-    if as_json:
-        output.print_json(rows)
-        return
-    output.rows_table(
+    output.answer(
         rows,
         [
             ("name", "view"),
@@ -95,6 +92,7 @@ def status(session: Session, as_json: bool) -> None:
             ("lag", "lag"),
             ("description", "answers"),
         ],
+        as_json=as_json,
         empty="no views",
         style=lambda row: "yellow" if row["lag"] else None,
     )

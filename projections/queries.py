@@ -52,6 +52,16 @@ def pick_env(views: Views, env: str | None) -> str:
     return str(envs[0])
 
 
+def require_generation(views: Views, number: int, env: str | None = None) -> str:
+    """The env of generation ``number`` (see ``pick_env``); refuses an unknown one."""
+    env = pick_env(views, env)
+    if not views.query(
+        "SELECT 1 AS found FROM generations WHERE env = ? AND number = ?", (env, number)
+    ):
+        raise InvalidInput(f"{env} has no generation {number}")
+    return env
+
+
 # --- topology and manifests ----------------------------------------------------------
 
 _CURRENT = """
