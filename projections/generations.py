@@ -101,7 +101,7 @@ class GenerationsView(View):
                     to_micros(event["occurred_at"]),
                     to_micros(event["recorded_at"]),
                     "planned",
-                    len(manifest),
+                    len({(e["host"], e["service"]) for e in manifest}),
                     fact.position,
                 )
             ],

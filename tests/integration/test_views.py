@@ -15,7 +15,7 @@ from projections.diff import describe_change, diff
 from projections.metrics import metrics
 from projections.runner import Views
 from projections.versions import parse_range
-from tests.story import Story, minute, openssl, zlib
+from tests.story import Story, build_id, minute, openssl, zlib
 
 
 @dataclass
@@ -287,3 +287,26 @@ def test_counts_in_the_database_agree_with_the_rows(fleet: Fleet) -> None:
         counts = queries.where_counts(fleet.views, "openssl", **options)
         assert counts == queries.where_summary(rows), options
     assert queries.where_counts(fleet.views, "openssl")[0]["services"] == ["api"]
+
+
+def test_a_placement_listed_twice_counts_once(ledger: Ledger) -> None:
+    s = Story()
+    first, second = build_id("api", "1.0"), build_id("api", "2.0")
+    s.add(
+        "generation_planned",
+        number=1,
+        manifest=[
+            {"host": "h1", "service": "api", "build_id": first},
+            {"host": "h1", "service": "api", "build_id": second},
+            {"host": "h2", "service": "api", "build_id": first},
+        ],
+    )
+    s.record(ledger)
+    views = Views(ledger)
+    views.catch_up()
+    detail = queries.generation(views, 1)
+    assert detail["placements"] == 2
+    assert [(e["host"], e["build_id"]) for e in detail["manifest"]] == [
+        ("h1", first),
+        ("h2", first),
+    ]
