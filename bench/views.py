@@ -56,6 +56,7 @@ class Rebuild:
     rebuild_seconds: float
     read_peak_mb: float  # peak RSS after the raw read, before the rebuild
     peak_mb: float
+    breakdown: dict[str, float]  # seconds of the rebuild, by where they went
 
     @property
     def raw_rate(self) -> float:
@@ -138,7 +139,7 @@ def rebuild(backend: str, url: str) -> Rebuild:
         raise RuntimeError(f"read {child['read']} events but rebuilt {child['rebuilt']}")
     return Rebuild(
         backend, child["read"], child["raw_seconds"], child["rebuild_seconds"],
-        child["after_read_kib"] / 1024, child["peak_kib"] / 1024,
+        child["after_read_kib"] / 1024, child["peak_kib"] / 1024, child["breakdown"],
     )  # fmt: skip
 
 
@@ -192,6 +193,11 @@ def table(rebuilds: list[Rebuild], latencies: list[Latency], machine: Any) -> st
         f"{r.ratio:>13.2f}{r.read_peak_mb:>17,.0f} / {r.peak_mb:,.0f} MB"
         for r in rebuilds
     ]
+    for r in rebuilds:
+        parts = sorted(r.breakdown.items(), key=lambda item: -item[1])
+        lines.append(
+            f"  {r.backend} rebuild, seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in parts)
+        )
     lines += ["", f"  {'backend':<10}{'query':<24}{'rows':>8}{'p50 ms':>9}{'p95 ms':>9}"]
     lines += [
         f"  {x.backend:<10}{x.query:<24}{x.rows:>8,.0f}{x.p50_ms:>9.1f}{x.p95_ms:>9.1f}"

@@ -8,7 +8,7 @@ bad ones. Tags come with the plan or later (``generation_tagged``).
 Generation events are few (one per deploy, not per host), so they are applied one by
 one, in stream order. A manifest is one placement per host and service: tens of
 thousands of entries for a large fleet, nearly the same from one generation to the
-next. Each is kept whole, as compressed JSON, a row per generation: a tenth of the room
+next. Each is kept whole, as compressed JSON, a row per generation: under a tenth of the room
 of a row per entry, and every reader (``generation N``, ``diff``, ``where
 --generation``) wants the whole manifest anyway.
 """
