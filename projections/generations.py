@@ -155,9 +155,12 @@ class GenerationsView(View):
         )
 
 
-def manifest_entries(tx: Tx, env: str, number: int) -> list[dict[str, Any]] | None:
+def manifest_entries(
+    tx: Tx, env: str, number: int, host: str | None = None
+) -> list[dict[str, Any]] | None:
     """The desired manifest of a generation (None when there is no such generation),
-    sorted by host and service; a placement listed twice counts once, the first time."""
+    sorted by host and service, only ``host``'s entries when given; a placement listed
+    twice counts once, the first time."""
     rows = tx.tuples(
         "SELECT manifest FROM generation_manifests WHERE env = ? AND number = ?", (env, number)
     )
@@ -165,6 +168,8 @@ def manifest_entries(tx: Tx, env: str, number: int) -> list[dict[str, Any]] | No
         return None
     entries: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in orjson.loads(zlib.decompress(rows[0][0])):
+        if host is not None and entry["host"] != host:
+            continue
         entry.setdefault("artifact", None)
         entry.setdefault("depends_on", [])
         entries.setdefault((entry["host"], entry["service"]), entry)

@@ -122,9 +122,7 @@ def manifest(views: Views, host: str, env: str | None = None) -> list[Row]:
             placement = _placement(row, now)
             key = (row["env"], row["generation"])
             if key not in manifests:
-                manifests[key] = {
-                    e["service"]: e for e in manifest_entries(tx, *key) or [] if e["host"] == host
-                }
+                manifests[key] = {e["service"]: e for e in manifest_entries(tx, *key, host) or []}
             entry = manifests[key].get(row["service"])
             closure = tx.query(
                 "SELECT name, version, store_path, purl, hash FROM build_components "
