@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cli import audit, demo, events, fleet, projections, store
+from cli import audit, demo, deploy, events, fleet, projections, store
 from cli.errors import explain
 from cli.output import error_console
 from cli.session import Session
@@ -96,6 +96,8 @@ for command in (
     audit.history,
     audit.failures,
     fleet.metrics,
+    deploy.deploy,
+    deploy.rollback,
 ):
     root.add_command(command)
 

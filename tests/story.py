@@ -77,9 +77,18 @@ class Story:
         )
         return bid
 
-    def plan(self, number: int, placements: dict[tuple[str, str], str], **fields: Any) -> None:
+    def plan(
+        self,
+        number: int,
+        placements: dict[tuple[str, str], str],
+        *,
+        depends: dict[str, list[str]] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Generation ``number`` placing builds on (host, service); ``depends`` gives
+        each service's dependencies."""
         manifest = [
-            {"host": h, "service": s, "build_id": b, "depends_on": []}
+            {"host": h, "service": s, "build_id": b, "depends_on": (depends or {}).get(s, [])}
             for (h, s), b in sorted(placements.items())
         ]
         fields.setdefault("parent", number - 1 if number > 1 else None)
