@@ -246,7 +246,7 @@ def _planned(plan: Plan, actor: str) -> GenerationPlanned:
         parent=plan.parent,
         reason=plan.reason,
         target=plan.target,
-        manifest=plan.manifest,
+        manifest=plan.entries(),
     )
 
 
@@ -291,13 +291,13 @@ def _show_plan(plan: Plan, commands: Commands | None, *, show_all: bool, recorde
         "rollback": f"Rollback to generation {plan.target}",
     }[plan.reason]
     state = "recorded" if recorded else "resumed" if plan.resumed else "not recorded (dry run)"
-    placements = len({(e.host, e.service) for e in plan.manifest})
+    placements = len(plan.manifest)
     show(
         f"[bold]{what} of {escape(plan.env)} as generation {plan.number}[/bold]"
         f"{f' (parent {plan.parent})' if plan.parent else ''}: {state}"
     )
     show(
-        f"  {len(plan.steps)} steps (fewest possible: {plan.minimal}); "
+        f"  {len(plan.steps)} steps (fewest possible: {plan.minimal()}); "
         f"{plan.unchanged} of {placements} placements already as desired"
     )
     if not plan.steps:

@@ -23,18 +23,41 @@ manifest entries' ``depends_on`` state them; a cycle is refused.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, NamedTuple, Protocol
 
 from ledger.errors import InvalidInput
-from ledger.events import ManifestEntry
 
 StepKind = Literal["distribute", "activate", "drain", "deactivate"]
 STEP_KINDS: tuple[StepKind, ...] = ("distribute", "activate", "drain", "deactivate")
 
 
-@dataclass(frozen=True)
-class Active:
+class Wanted(Protocol):
+    """A desired placement: a :class:`~ledger.events.ManifestEntry`, or an
+    :class:`Entry` read back from the views."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def build_id(self) -> str: ...
+    @property
+    def artifact(self) -> str | None: ...
+    @property
+    def depends_on(self) -> tuple[str, ...]: ...
+
+
+class Entry(NamedTuple):
+    """A manifest entry as the views return it (validated when it was recorded)."""
+
+    host: str
+    service: str
+    build_id: str
+    artifact: str | None
+    depends_on: tuple[str, ...]
+
+
+class Active(NamedTuple):
     """A build of a service active on a host, as the topology view has it."""
 
     host: str
@@ -43,8 +66,7 @@ class Active:
     artifact: str | None = None
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One action on one host. ``wave`` orders them: a wave starts when the one before
     it is done; steps of one wave may run in parallel."""
 
@@ -62,13 +84,17 @@ class Step:
         return (self.kind, self.host, self.service, self.build_id)
 
 
-def dependency_levels(entries: Iterable[ManifestEntry]) -> dict[str, int]:
+Dependencies = Iterable[tuple[str, Sequence[str]]]
+"""(service, the services it depends on) pairs; repeats are fine."""
+
+
+def dependency_levels(dependencies: Dependencies) -> dict[str, int]:
     """Each service's level: 0 when it depends on nothing, else one more than the highest
     level of what it depends on. Refuses a dependency cycle, naming it."""
     needs: dict[str, set[str]] = {}
-    for entry in entries:
-        needs.setdefault(entry.service, set()).update(entry.depends_on)
-        for dependency in entry.depends_on:
+    for service, depends_on in {(s, tuple(d)) for s, d in dependencies}:
+        needs.setdefault(service, set()).update(depends_on)
+        for dependency in depends_on:
             needs.setdefault(dependency, set())
     levels: dict[str, int] = {}
     for service in sorted(needs):
@@ -101,75 +127,64 @@ def dependency_levels(entries: Iterable[ManifestEntry]) -> dict[str, int]:
 
 def plan_steps(
     active: Iterable[Active],
-    desired: Sequence[ManifestEntry],
+    desired: Sequence[Wanted],
     held: Iterable[tuple[str, str]] = (),
     *,
-    graph: Iterable[ManifestEntry] = (),
+    graph: Dependencies = (),
     drained: Iterable[tuple[str, str, str]] = (),
+    artifacts: Mapping[str, str] | None = None,
 ) -> list[Step]:
     """The steps from ``active`` to ``desired``, in waves.
 
     ``held`` lists the (host, build_id) pairs whose closure the host already holds;
-    ``graph`` adds manifest entries whose ``depends_on`` also count (those of the
-    generation now active, for services the desired manifest drops); ``drained`` lists
-    (host, service, build_id) that a resumed deployment already drained.
+    ``graph`` adds dependencies that also count (those of the generation now active,
+    for services the desired manifest drops); ``drained`` lists
+    (host, service, build_id) that a resumed deployment already drained; ``artifacts``
+    gives the artifact of a build the manifest names none for.
     """
-    wanted: dict[tuple[str, str], ManifestEntry] = {}
+    known = artifacts or {}
+    wanted: dict[tuple[str, str], Wanted] = {}
     for placement in desired:
         wanted.setdefault((placement.host, placement.service), placement)
     now: dict[tuple[str, str], Active] = {(a.host, a.service): a for a in active}
     on_host = set(held)
     done_draining = set(drained)
-    levels = dependency_levels([*wanted.values(), *graph])
+    levels = dependency_levels([*((e.service, e.depends_on) for e in wanted.values()), *graph])
     top = max(levels.values(), default=0)
 
-    distribute: list[Step] = []
-    activate: list[Step] = []
-    retire: list[Step] = []  # drains and deactivations
-    for key in sorted(wanted.keys() | now.keys()):
+    # Steps by wave, as (host, service, kind, build, artifact, replaces): sorted as they
+    # are, since a wave never holds two steps for one host and service.
+    waves: dict[int, list[tuple[str, str, StepKind, str, str | None, str | None]]] = {}
+
+    def add(wave: int, *step: Any) -> None:
+        waves.setdefault(wave, []).append(step)
+
+    for key in wanted.keys() | now.keys():
         host, service = key
         entry, running = wanted.get(key), now.get(key)
         if entry is not None and running is not None and running.build_id == entry.build_id:
             continue
         level = levels.get(service, 0)
         if entry is not None:
-            if (host, entry.build_id) not in on_host:
-                distribute.append(
-                    Step(0, "distribute", host, service, entry.build_id, entry.artifact)
-                )
-            activate.append(
-                Step(
-                    1 + level,
-                    "activate",
-                    host,
-                    service,
-                    entry.build_id,
-                    entry.artifact,
-                    running.build_id if running else None,
-                )
-            )
+            new = entry.build_id
+            artifact = entry.artifact or known.get(new)
+            if (host, new) not in on_host:
+                add(0, host, service, "distribute", new, artifact, None)
+            replaces = running.build_id if running else None
+            add(1 + level, host, service, "activate", new, artifact, replaces)
         if running is not None:
             # Dependents go first: the highest level drains in the first retiring wave.
             first = 2 + top + 2 * (top - level)
-            if (host, service, running.build_id) not in done_draining:
-                retire.append(
-                    Step(first, "drain", host, service, running.build_id, running.artifact)
-                )
-            retire.append(
-                Step(first + 1, "deactivate", host, service, running.build_id, running.artifact)
-            )
-    steps = distribute + activate + retire
-    steps.sort(key=lambda s: (s.wave, s.host, s.service))
-    return _renumber(steps)
-
-
-def _renumber(steps: list[Step]) -> list[Step]:
-    """Number the waves that have steps 1, 2, 3… (the gaps are levels nobody is at)."""
-    numbers = {wave: index for index, wave in enumerate(sorted({s.wave for s in steps}), 1)}
-    return [
-        Step(numbers[s.wave], s.kind, s.host, s.service, s.build_id, s.artifact, s.replaces)
-        for s in steps
-    ]
+            old, artifact = running.build_id, running.artifact
+            if (host, service, old) not in done_draining:
+                add(first, host, service, "drain", old, artifact, None)
+            add(first + 1, host, service, "deactivate", old, artifact, None)
+    # Number the waves that have steps 1, 2, 3… (the gaps are levels nobody is at).
+    steps: list[Step] = []
+    for number, wave in enumerate(sorted(waves), 1):
+        for host, service, kind, build, artifact, replaces in sorted(waves[wave]):
+            steps.append(Step(number, kind, host, service, build, artifact, replaces))
+    return steps
 
 
 def minimal_steps(

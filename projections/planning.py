@@ -16,14 +16,14 @@ from typing import Any, Literal
 
 import orjson
 
+from ledger.application import batched
 from ledger.errors import InvalidInput
 from ledger.events import ManifestEntry
-from ledger.planner import Active, Step, minimal_steps, plan_steps
-from projections.generations import manifest_entries
+from ledger.planner import Active, Entry, Step, Wanted, minimal_steps, plan_steps
 from projections.queries import pick_env
 from projections.runner import Views
 from projections.store import Tx
-from projections.view import rows_for_hosts
+from projections.view import IN_LIST
 
 Reason = Literal["deploy", "rollback"]
 
@@ -37,13 +37,40 @@ class Plan:
     parent: int | None
     reason: Reason
     target: int | None
-    manifest: tuple[ManifestEntry, ...]
+    manifest: tuple[Wanted, ...]
+    """One entry per host and service."""
     steps: list[Step]
-    unchanged: int
-    """Placements of the manifest already active as desired."""
-    minimal: int
-    """The fewest steps any plan needs (``ledger.planner.minimal_steps``)."""
+    active: list[Active]
+    held: set[tuple[str, str]]
+    drained: set[tuple[str, str, str]]
     resumed: bool = False
+
+    @property
+    def unchanged(self) -> int:
+        """Placements of the manifest already active as desired."""
+        return len(self.manifest) - sum(1 for s in self.steps if s.kind == "activate")
+
+    def minimal(self) -> int:
+        """The fewest steps any plan needs (``ledger.planner.minimal_steps``), counted
+        apart from the plan, as a check of it."""
+        running = {(a.host, a.service): a.build_id for a in self.active}
+        desired = {(e.host, e.service): e.build_id for e in self.manifest}
+        return minimal_steps(running, desired, self.held) - len(self.drained)
+
+    def entries(self) -> tuple[ManifestEntry, ...]:
+        """The desired manifest as the event records it."""
+        return tuple(
+            e
+            if isinstance(e, ManifestEntry)
+            else ManifestEntry(
+                host=e.host,
+                service=e.service,
+                build_id=e.build_id,
+                artifact=e.artifact,
+                depends_on=e.depends_on,
+            )
+            for e in self.manifest
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -53,9 +80,9 @@ class Plan:
             "reason": self.reason,
             "target": self.target,
             "resumed": self.resumed,
-            "placements": len({(e.host, e.service) for e in self.manifest}),
+            "placements": len(self.manifest),
             "unchanged": self.unchanged,
-            "minimal_steps": self.minimal,
+            "minimal_steps": self.minimal(),
             "steps": [
                 {
                     "wave": s.wave,
@@ -71,8 +98,26 @@ class Plan:
         }
 
 
-def _entries(rows: Sequence[dict[str, Any]] | None) -> tuple[ManifestEntry, ...]:
-    return tuple(ManifestEntry.model_validate_json(orjson.dumps(row)) for row in rows or ())
+def _manifest(tx: Tx, env: str, number: int) -> list[dict[str, Any]]:
+    """Generation ``number``'s manifest as recorded (see ``manifest_entries``, which
+    also sorts and completes the entries: more than the planner needs)."""
+    rows = tx.tuples(
+        "SELECT manifest FROM generation_manifests WHERE env = ? AND number = ?", (env, number)
+    )
+    return orjson.loads(zlib.decompress(rows[0][0])) if rows else []
+
+
+def _entries(rows: list[dict[str, Any]]) -> tuple[Entry, ...]:
+    """The manifest's entries, the first one of each host and service."""
+    entries: dict[tuple[str, str], Entry] = {}
+    for r in rows:
+        key = (r["host"], r["service"])
+        if key not in entries:
+            entries[key] = Entry(
+                r["host"], r["service"], r["build_id"], r.get("artifact"),
+                tuple(r.get("depends_on", ())),
+            )  # fmt: skip
+    return tuple(entries.values())
 
 
 def _latest(tx: Tx, env: str) -> dict[str, Any] | None:
@@ -84,7 +129,7 @@ def _latest(tx: Tx, env: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def bad_twin(tx: Tx, env: str, manifest: Sequence[ManifestEntry]) -> int | None:
+def bad_twin(tx: Tx, env: str, manifest: Sequence[Wanted]) -> int | None:
     """A generation of ``env`` marked bad (failed or rolled back) whose manifest places
     the same builds on the same hosts, if there is one."""
     wanted = {(e.host, e.service, e.build_id) for e in manifest}
@@ -102,41 +147,54 @@ def bad_twin(tx: Tx, env: str, manifest: Sequence[ManifestEntry]) -> int | None:
 
 
 def _state(
-    tx: Tx, env: str, desired: Sequence[ManifestEntry], current: int | None
-) -> tuple[list[Active], set[tuple[str, str]], tuple[ManifestEntry, ...]]:
-    """What is active in ``env``, which desired builds the hosts already hold, and the
-    current generation's entries (for the dependencies of services being dropped)."""
-    active = [
-        Active(r["host"], r["service"], r["build_id"], r["artifact"])
-        for r in tx.query(
-            "SELECT p.host, p.service, p.build_id, b.artifact FROM placements p "
-            "LEFT JOIN builds b ON b.build_id = p.build_id "
-            "WHERE p.end_position IS NULL AND p.env = ?",
-            (env,),
-        )
-    ]
-    running = {(a.host, a.service): a.build_id for a in active}
-    needed = [e for e in desired if running.get((e.host, e.service)) != e.build_id]
-    held: set[tuple[str, str]] = set()
-    if needed:
-        held = {
-            (r["host"], r["build_id"])
-            for r in rows_for_hosts(
-                tx,
-                "SELECT host, build_id, env FROM failures_distributed",
-                {e.host for e in needed},
-                build_ids={e.build_id for e in needed},
+    tx: Tx, env: str, desired: Sequence[Wanted], current: int | None
+) -> tuple[list[Active], set[tuple[str, str]], set[tuple[str, tuple[str, ...]]], dict[str, str]]:
+    """What is active in ``env``, which desired builds the hosts already hold, the
+    current generation's dependencies (for services being dropped) and artifacts."""
+    rows = tx.tuples(
+        "SELECT host, service, build_id FROM placements WHERE end_position IS NULL AND env = ?",
+        (env,),
+    )
+    # Artifacts of the active builds, and of desired ones the manifest names no artifact for.
+    builds = {r[2] for r in rows} | {e.build_id for e in desired if e.artifact is None}
+    artifacts: dict[str, str] = {}
+    for batch in batched(sorted(builds), IN_LIST):
+        artifacts.update(
+            tx.tuples(
+                f"SELECT build_id, artifact FROM builds WHERE build_id IN "
+                f"({', '.join('?' * len(batch))})",
+                batch,
             )
-            if r["env"] == env
+        )
+    active = [Active(host, service, build, artifacts.get(build)) for host, service, build in rows]
+    # Which desired builds the hosts hold (only those of changed placements matter, but
+    # telling them apart here would cost as much as looking them all up).
+    wanted = {(e.host, e.build_id) for e in desired}
+    held: set[tuple[str, str]] = set()
+    for batch in batched(sorted({host for host, _ in wanted}), IN_LIST):
+        held.update(
+            (host, build)
+            for host, build in tx.tuples(
+                f"SELECT host, build_id FROM failures_distributed WHERE env = ? AND host IN "
+                f"({', '.join('?' * len(batch))})",
+                [env, *batch],
+            )
+            if (host, build) in wanted
+        )
+    # Dependencies of services the desired manifest drops altogether come from the
+    # current generation (read only then: it is a whole manifest to parse).
+    graph: set[tuple[str, tuple[str, ...]]] = set()
+    if current is not None and {a.service for a in active} - {e.service for e in desired}:
+        graph = {
+            (e["service"], tuple(e.get("depends_on", ()))) for e in _manifest(tx, env, current)
         }
-    graph = _entries(manifest_entries(tx, env, current)) if current is not None else ()
-    return active, held, graph
+    return active, held, graph, artifacts
 
 
 def _plan(
     tx: Tx,
     env: str,
-    manifest: tuple[ManifestEntry, ...],
+    manifest: tuple[Wanted, ...],
     *,
     number: int,
     parent: int | None,
@@ -144,12 +202,12 @@ def _plan(
     target: int | None,
     drained: set[tuple[str, str, str]] | None = None,
 ) -> Plan:
-    active, held, graph = _state(tx, env, manifest, parent)
-    running = {(a.host, a.service): a.build_id for a in active}
+    active, held, graph, artifacts = _state(tx, env, manifest, parent)
     # Drains a resumed deployment already completed, of builds still active.
-    done = {d for d in drained or () if running.get((d[0], d[1])) == d[2]}
-    steps = plan_steps(active, manifest, held, graph=graph, drained=done)
-    desired = {(e.host, e.service): e.build_id for e in manifest}
+    done: set[tuple[str, str, str]] = set()
+    if drained:
+        running = {(a.host, a.service): a.build_id for a in active}
+        done = {d for d in drained if running.get((d[0], d[1])) == d[2]}
     return Plan(
         env=env,
         number=number,
@@ -157,18 +215,24 @@ def _plan(
         reason=reason,
         target=target,
         manifest=manifest,
-        steps=steps,
-        unchanged=sum(1 for k, b in desired.items() if running.get(k) == b),
-        minimal=minimal_steps(running, desired, held) - len(done),
+        steps=plan_steps(active, manifest, held, graph=graph, drained=done, artifacts=artifacts),
+        active=active,
+        held=held,
+        drained=done,
         resumed=drained is not None,
     )
 
 
-def plan_deploy(
-    views: Views, env: str, manifest: Sequence[ManifestEntry], *, force: bool = False
-) -> Plan:
+def plan_deploy(views: Views, env: str, manifest: Sequence[Wanted], *, force: bool = False) -> Plan:
     """A new generation of ``env`` with ``manifest`` as its desired state."""
     entries = tuple(manifest)
+    seen: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(entries):
+        if (first := seen.setdefault((entry.host, entry.service), index)) != index:
+            raise InvalidInput(
+                f"manifest[{index}] places {entry.service} on {entry.host} again "
+                f"(manifest[{first}] did): one build per service and host"
+            )
     with views.read() as tx:
         latest = _latest(tx, env)
         if not force and (twin := bad_twin(tx, env, entries)) is not None:
@@ -201,7 +265,7 @@ def plan_rollback(views: Views, env: str | None, to: int, *, force: bool = False
                 f"{env} generation {to} is marked bad (failed or rolled back); "
                 "give --force to roll back to it anyway"
             )
-        manifest = _entries(manifest_entries(tx, env, to))
+        manifest = _entries(_manifest(tx, env, to))
         return _plan(
             tx,
             env,
@@ -245,7 +309,7 @@ def plan_resume(views: Views, env: str | None) -> Plan:
                 (latest["position"], env),
             )
         }
-        manifest = _entries(manifest_entries(tx, env, number))
+        manifest = _entries(_manifest(tx, env, number))
         plan = _plan(
             tx,
             env,

@@ -240,3 +240,38 @@ def test_parallelism_is_bounded_per_step_kind(url: str, tmp_path: Path) -> None:
     distribute, activate = most[:12], most[12:]
     assert max(distribute) <= 2
     assert max(activate) <= 3
+
+
+def test_a_manifest_placing_a_service_twice_on_a_host_is_refused(url: str, tmp_path: Path) -> None:
+    twice = [
+        {"host": "h1", "service": "api", "build_id": build_id("api", "1")},
+        {"host": "h1", "service": "api", "build_id": build_id("api", "2")},
+    ]
+    path = tmp_path / "twice.json"
+    path.write_text(json.dumps(twice))
+    before = kinds(url)
+    result = run(url, "deploy", "--env", "production", "--manifest", str(path))
+    assert result.exit_code == 2
+    assert "manifest[1] places api on h1 again (manifest[0] did)" in result.output
+    assert kinds(url) == before
+
+
+def test_rolling_back_to_a_bad_generation_needs_force(url: str) -> None:
+    assert run(url, "rollback", "--env", "production", "--to", "1").exit_code == 0
+    refused = run(url, "rollback", "--env", "production", "--to", "2", "--dry-run")
+    assert refused.exit_code == 2
+    assert "generation 2 is marked bad" in refused.output
+    forced = run(url, "rollback", "--env", "production", "--to", "2", "--dry-run", "--force")
+    assert forced.exit_code == 0, forced.output
+
+
+def test_dry_run_with_a_template_shows_each_command_quoted(url: str) -> None:
+    plan = as_json(
+        run(
+            url, "rollback", "--env", "production", "--to", "1", "--dry-run", "--json",
+            "--execute", "ssh {host} switch {service} {artifact}",
+        )
+    )  # fmt: skip
+    assert plan["steps"][0]["command"] == (
+        f"ssh h1 switch api /nix/store/{build_id('api', '1')}-api-1"
+    )
