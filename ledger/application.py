@@ -250,6 +250,13 @@ class Ledger(Application[UUID]):
 
     # --- reading ----------------------------------------------------------------------
 
+    def stored(self, event_ids: Iterable[UUID]) -> dict[UUID, int]:
+        """The positions of those of these events the ledger already holds."""
+        return {
+            event_id: indexed.position
+            for event_id, indexed in self.store.lookup_event_ids(event_ids).items()
+        }
+
     def head(self) -> tuple[int, str]:
         """Position and hash of the last fact (0 and the genesis hash when empty)."""
         last = self.recorder.select_events(CHAIN_ID, desc=True, limit=1)

@@ -92,7 +92,11 @@ class Component(Model):
         default=None,
         description="Package URL (pkg:nix/openssl@3.0.13), when there is no store path.",
     )
-    hash: Hash = Field(description="Content hash of the component (narHash, sha256:…).")
+    hash: Hash | None = Field(
+        default=None,
+        description="Content hash of the component (narHash, sha256:…), when the source "
+        "gives one (most SBOMs do not).",
+    )
 
     @model_validator(mode="after")
     def _has_location(self) -> Component:

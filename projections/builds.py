@@ -29,7 +29,7 @@ class BuildsView(View):
         + WITHOUT_ROWID,
         "CREATE TABLE IF NOT EXISTS build_components ("
         "build_id TEXT NOT NULL, ord BIGINT NOT NULL, name TEXT NOT NULL, "
-        "version TEXT NOT NULL, hash TEXT NOT NULL, store_path TEXT, purl TEXT, "
+        "version TEXT NOT NULL, hash TEXT, store_path TEXT, purl TEXT, "
         "PRIMARY KEY (build_id, ord))" + WITHOUT_ROWID,
         "CREATE INDEX IF NOT EXISTS build_components_name ON build_components (name)",
     )
@@ -70,7 +70,7 @@ class BuildsView(View):
                     ord_,
                     c["name"],
                     c["version"],
-                    c["hash"],
+                    c.get("hash"),
                     c.get("store_path"),
                     c.get("purl"),
                 )

@@ -1,1 +1,1 @@
-"""Importers: turn external records (JSON Lines; later Nix and CycloneDX) into events."""
+"""Importers: turn external records (JSON Lines, Nix, CycloneDX) into events."""

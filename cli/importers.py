@@ -1,0 +1,306 @@
+"""``ledger import …``: builds from Nix and CycloneDX files, one build_recorded per closure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+
+from cli import output
+from cli.fleet import json_option
+from cli.params import default_actor, timestamp
+from cli.session import Session, pass_session
+from ledger.importers import cyclonedx, nix
+from ledger.importers.base import ImportedBuild, ImportReport, record
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+COLUMNS = [
+    ("service", "service"),
+    ("version", "version"),
+    ("build_id", "build id"),
+    ("paths", "paths"),
+    ("status", "status"),
+]
+
+
+def import_options(command: F) -> F:
+    """The options every import shares: where the builds go and who records them."""
+    for option in reversed(
+        [
+            click.option("--env", required=True, help="Environment the builds are for."),
+            click.option(
+                "--service",
+                help="Service the builds are of (default: the name in the file).",
+            ),
+            click.option(
+                "--actor",
+                default=default_actor,
+                show_default="user@host",
+                help="Who records them.",
+            ),
+            json_option,
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+at_option = click.option(
+    "--at",
+    metavar="TIME",
+    help="When the builds happened, for a file that does not say (default: now).",
+)
+
+
+def _record(
+    session: Session,
+    name: str,
+    builds: Sequence[ImportedBuild],
+    *,
+    env: str,
+    actor: str,
+    at: datetime | None = None,
+    skipped: Sequence[str] = (),
+    as_json: bool,
+) -> None:
+    report = record(
+        session.open(), name, builds, env=env, actor=actor, at=at, skipped_components=skipped
+    )
+    _print(report, as_json=as_json)
+
+
+def _print(report: ImportReport, *, as_json: bool) -> None:
+    if as_json:
+        output.print_json(
+            {
+                "recorded": report.recorded,
+                "already_recorded": report.already_recorded,
+                "builds": [
+                    {
+                        "service": b.service,
+                        "version": b.version,
+                        "build_id": b.build_id,
+                        "artifact": b.artifact,
+                        "paths": b.paths,
+                        "event_id": str(b.event_id),
+                        "position": b.position,
+                        "new": b.new,
+                    }
+                    for b in report.builds
+                ],
+                "skipped_components": report.skipped_components,
+            }
+        )
+        return
+    rows = [
+        {
+            "service": b.service,
+            "version": b.version,
+            "build_id": b.build_id,
+            "paths": b.paths,
+            "status": f"recorded at position {b.position}"
+            if b.new
+            else f"already recorded (position {b.position})",
+        }
+        for b in report.builds
+    ]
+    output.rows_table(rows, COLUMNS, empty="no builds")
+    console = output.console()
+    console.print(
+        f"{_builds(report.recorded)} recorded, {report.already_recorded} already recorded.",
+        markup=False,
+    )
+    if report.skipped_components:
+        console.print(
+            f"Skipped {len(report.skipped_components)} components without a purl: "
+            + ", ".join(report.skipped_components),
+            markup=False,
+        )
+
+
+def _name(file: IO[bytes]) -> str:
+    """The file's name for messages; standard input's is <stdin>."""
+    return str(getattr(file, "name", "<stdin>"))
+
+
+def _builds(count: int) -> str:
+    return f"{count} build" if count == 1 else f"{count} builds"
+
+
+@click.group(name="import")
+def import_group() -> None:
+    """Record builds from what Nix and SBOM tools print: one build per closure.
+
+    Each root store path (or SBOM) becomes a build_recorded event whose closure lists
+    every store path (or component) it needs. A bad or truncated file is refused with
+    its position and nothing from it is recorded. Importing a file again records
+    nothing new: its builds are reported as already recorded.
+
+    \b
+    Example:
+      nix path-info --json --recursive ./result > closure.json
+      ledger import nix-path-info closure.json --env production
+    """
+
+
+@import_group.command("nix-path-info")
+@click.argument("file", type=click.File("rb"))
+@import_options
+@at_option
+@pass_session
+def nix_path_info(
+    session: Session,
+    file: IO[bytes],
+    env: str,
+    service: str | None,
+    actor: str,
+    as_json: bool,
+    at: str | None,
+) -> None:
+    """Record one build per root of `nix path-info --json --recursive` output.
+
+    Both forms Nix prints are read: a list (Nix before 2.19) and an object keyed by
+    store path (2.19 and later). A root is a path no other path in the file refers to;
+    its build id is its store path's hash, its version and service (unless --service)
+    come from its name, its date from its registrationTime, and each component's hash
+    is its narHash. FILE may be - for standard input.
+
+    \b
+    Example:
+      nix path-info --json --recursive /run/current-system \\
+        | ledger import nix-path-info - --env production --service web
+    """
+    when = timestamp(at, "--at")
+    builds = nix.path_info_builds(_name(file), file.read(), service=service)
+    _record(session, _name(file), builds, env=env, actor=actor, at=when, as_json=as_json)
+
+
+@import_group.command("nix-store")
+@click.argument("file", type=click.File("rb"))
+@click.option(
+    "--root",
+    metavar="PATH",
+    help="The store path the closure is of (default: the last line, where nix-store prints it).",
+)
+@import_options
+@at_option
+@pass_session
+def nix_store(
+    session: Session,
+    file: IO[bytes],
+    root: str | None,
+    env: str,
+    service: str | None,
+    actor: str,
+    as_json: bool,
+    at: str | None,
+) -> None:
+    """Record one build from `nix-store -qR PATH` output (one store path per line).
+
+    Every line is in the closure. The output has no content hashes, so each
+    component's hash is its store path's hash part; prefer nix-path-info when you can.
+    FILE may be - for standard input.
+
+    \b
+    Example:
+      nix-store -qR "$(readlink -f result)" > closure.txt
+      ledger import nix-store closure.txt --env staging --at 2026-03-11T14:10:00Z
+    """
+    when = timestamp(at, "--at")
+    builds = nix.store_path_builds(_name(file), file.read(), root=root, service=service)
+    _record(session, _name(file), builds, env=env, actor=actor, at=when, as_json=as_json)
+
+
+@import_group.command("nix-profile")
+@click.argument("profile", type=click.Path(path_type=Path))
+@click.option(
+    "--path-info",
+    type=click.File("rb"),
+    help="`nix path-info --json --recursive` of the generations' store paths: their "
+    "closures (default: each closure is the generation's store path alone).",
+)
+@import_options
+@pass_session
+def nix_profile(
+    session: Session,
+    profile: Path,
+    path_info: IO[bytes] | None,
+    env: str,
+    service: str | None,
+    actor: str,
+    as_json: bool,
+) -> None:
+    """Record one build per generation of a Nix profile (its PROFILE-N-link symlinks).
+
+    A generation's build is the store path its link points to, dated by the link's
+    own modification time (as nix-env --list-generations shows it); the service is
+    the profile's name unless --service. Nix is not run and the links are not
+    followed, so a copy of them works as well (tar keeps links and their dates).
+
+    \b
+    Example:
+      nix path-info --json --recursive /nix/var/nix/profiles/api-*-link > gens.json
+      ledger import nix-profile /nix/var/nix/profiles/api --path-info gens.json \\
+        --env production
+    """
+    source = None if path_info is None else (_name(path_info), path_info.read())
+    builds = nix.profile_builds(profile, service=service, path_info=source)
+    _record(session, str(profile), builds, env=env, actor=actor, as_json=as_json)
+
+
+@import_group.command("cyclonedx")
+@click.argument("file", type=click.File("rb"))
+@click.option(
+    "--artifact",
+    help="What was built: an image reference, a tarball URL (default: the SBOM's "
+    "metadata.component purl, else name@version).",
+)
+@click.option(
+    "--build-id",
+    help="The build's content hash, e.g. an image digest sha256:… (default: the "
+    "metadata.component's SHA-256, or a sha256 digest in its purl or version).",
+)
+@import_options
+@at_option
+@pass_session
+def cyclonedx_sbom(
+    session: Session,
+    file: IO[bytes],
+    artifact: str | None,
+    build_id: str | None,
+    env: str,
+    service: str | None,
+    actor: str,
+    as_json: bool,
+    at: str | None,
+) -> None:
+    """Record the build a CycloneDX JSON SBOM describes, its components as the closure.
+
+    The service and version come from metadata.component (unless --service), the
+    date from metadata.timestamp (else --at, else now). Every component, nested ones
+    too, is recorded with name, version, purl and its SHA-256 when the SBOM has one;
+    components without a purl are skipped and listed. FILE may be - for stdin.
+
+    \b
+    Example:
+      cyclonedx-py environment --of JSON -o sbom.json .venv
+      ledger import cyclonedx sbom.json --env production \\
+        --build-id sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    """
+    when = timestamp(at, "--at")
+    options = cyclonedx.BuildOptions(service=service, artifact=artifact, build_id=build_id)
+    sbom = cyclonedx.sbom_build(_name(file), file.read(), options)
+    _record(
+        session,
+        _name(file),
+        [sbom.build],
+        env=env,
+        actor=actor,
+        at=when,
+        skipped=sbom.skipped,
+        as_json=as_json,
+    )
