@@ -1,5 +1,5 @@
 # The README's two commands, plus the linters and the benchmark.
-.PHONY: demo test lint bench bench-views bench-rollback schema bench-imports
+.PHONY: demo test lint bench bench-views bench-rollback schema bench-imports tour
 
 demo:
 	python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/ledger demo
@@ -26,3 +26,6 @@ bench-imports:
 
 schema:
 	.venv/bin/ledger schema > docs/schema/ledger-event.schema.json
+
+tour:
+	.venv/bin/python tools/tour.py

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cli import audit, demo, deploy, events, fleet, projections, store
+from cli import audit, demo, deploy, events, fleet, hosts, importers, projections, replay, store
 from cli.errors import explain
 from cli.output import error_console
 from cli.session import Session
@@ -98,6 +98,11 @@ for command in (
     fleet.metrics,
     deploy.deploy,
     deploy.rollback,
+    hosts.report_host,
+    hosts.drift,
+    hosts.reconstruct,
+    replay.replay,
+    importers.import_group,
 ):
     root.add_command(command)
 

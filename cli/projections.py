@@ -105,7 +105,8 @@ def rebuild(session: Session, names: tuple[str, ...]) -> None:
     """Drop views, reset their tracking and replay the whole ledger into them.
 
     Without NAME, every view is rebuilt. The views are builds, placements,
-    generations, history and failures (`ledger projections status` lists them).
+    generations, history, failures and reports (`ledger projections status` lists
+    them).
     Queries during a rebuild see the view partly filled.
 
     \b

@@ -14,7 +14,11 @@ change?"), so the data is shaped like a real Nix/Disnix fleet rather than random
   hash-addressed style;
 * each environment's stream is consistent: a drain/deactivation always names the build
   that was active, a rollback's manifest is exactly its target's, a host report lists
-  what is really active on that host.
+  what is really active on that host;
+* each environment's story ends with every agent reporting its host, and in production
+  two hosts report changes someone made by hand, which the ledger never saw: one runs
+  an older build of a service, the other stopped one service and started another that
+  is not placed there (``ledger drift`` shows them).
 
 Everything is derived from seeded ``random.Random`` instances and a fixed start time, never
 from the clock or the process (no ``hash()``), so the same arguments give byte-identical
@@ -564,8 +568,10 @@ class EnvHistory:
         *,
         services_per_host: tuple[int, int] = (3, 6),
         namespace: str = "ledger-demo",
+        drifting: int = 0,
     ) -> None:
-        """``namespace`` seeds the random streams: another one gives other event ids."""
+        """``namespace`` seeds the random streams: another one gives other event ids.
+        ``drifting``: how many hosts report hand-made changes at the end of the story."""
         self.env = env
         self.catalog = catalog
         self.rng = random.Random(f"{namespace}:{seed}:{env}:story")
@@ -592,6 +598,7 @@ class EnvHistory:
         """The changes of a rolled-back generation, to be redeployed with a fix."""
         self.fix: str | None = None
         self.tagged = 0
+        self.drifting = drifting
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -656,6 +663,7 @@ class EnvHistory:
                 copy_failure=deploy in distribution_failures,
             )
             yield from self.quiet_period()
+        yield from self.inventory()
 
     def rollout(
         self, deploy: int, *, fail: bool, build_failure: bool, copy_failure: bool
@@ -1008,6 +1016,39 @@ class EnvHistory:
         )
         return HostReported(**self.common(f"agent@{host}"), host=host, manifest=entries)
 
+    def inventory(self) -> Iterator[HostReported]:
+        """Every agent reports its host; ``self.drifting`` of the hosts were changed by
+        hand, the first by putting a service back to an older build, the next by
+        swapping services (and so on, in turn)."""
+        drifted = sorted(self.rng.sample(self.hosts, min(self.drifting, len(self.hosts))))
+        changes = dict(zip(drifted, itertools.cycle((self.put_back, self.swapped))))
+        for host in self.hosts:
+            self.tick(0.5, 4)
+            report = self.host_report(host)
+            if host in changes:
+                running = {entry.service: entry for entry in report.manifest}
+                changes[host](host, running)
+                report = report.model_copy(update={"manifest": tuple(running.values())})
+            yield report
+
+    def put_back(self, host: str, running: dict[str, ManifestEntry]) -> None:
+        """Someone ran ``nix-env --rollback`` on one service: its previous good build runs."""
+        for service, entry in running.items():
+            for _, builds in sorted(self.good.items(), reverse=True):
+                if builds[service].build_id != entry.build_id:
+                    running[service] = self.entry(host, builds[service])
+                    return
+        self.swapped(host, running)  # nothing ever changed: swap services instead
+
+    def swapped(self, host: str, running: dict[str, ManifestEntry]) -> None:
+        """Someone stopped a service and started one that is not placed on the host."""
+        stopped = sorted(running)[-1]
+        del running[stopped]
+        for spec in self.catalog.services:
+            if spec.name != stopped and spec.name not in running:
+                running[spec.name] = self.entry(host, self.desired[spec.name])
+                return
+
     def service_health(self, host: str, service: str, *, force_ok: bool = False) -> HealthReported:
         rng = self.rng
         roll = 0.0 if force_ok else rng.random()
@@ -1104,7 +1145,7 @@ def demo_fleet(hosts: int = 300, services: int = 30, seed: int = 0) -> Iterator[
     catalog = build_catalog(services, seed)
     staging = EnvHistory("staging", staging_hosts(hosts), catalog, seed, timedelta(0))
     production = EnvHistory(
-        "production", production_hosts(hosts), catalog, seed, timedelta(hours=3)
+        "production", production_hosts(hosts), catalog, seed, timedelta(hours=3), drifting=2
     )
     yield from heapq.merge(
         staging.events(), production.events(), key=lambda event: event.occurred_at

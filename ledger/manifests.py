@@ -10,8 +10,9 @@ artifact and depends_on):
       "artifact": "/nix/store/0c6kzph7…-api-2.4.1", "depends_on": ["auth"]}]
 
 A file written for one host (``report-host``) may leave ``host`` out of its entries.
-Anything wrong is refused with the file, the entry and the field: nothing is recorded
-from a file that is not entirely right.
+A placement (host and service) may be listed once. Anything wrong is refused with the
+file, the entry and the field: nothing is recorded from a file that is not entirely
+right.
 """
 
 from __future__ import annotations
@@ -54,7 +55,16 @@ def read_manifest(path: str, *, host: str | None = None) -> tuple[ManifestEntry,
             f"{name}: expected a JSON list of manifest entries, or an object with a "
             "'manifest' list (as `ledger generation N --json` prints)"
         )
-    return tuple(_entry(name, index, item, host) for index, item in enumerate(entries))
+    manifest = tuple(_entry(name, index, item, host) for index, item in enumerate(entries))
+    first: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(manifest):
+        earlier = first.setdefault((entry.host, entry.service), index)
+        if earlier != index:
+            raise ManifestRefused(
+                f"{name}: manifest[{index}] places {entry.service} on {entry.host} again "
+                f"(manifest[{earlier}] did)"
+            )
+    return manifest
 
 
 def _read(path: str, name: str) -> bytes:

@@ -40,6 +40,11 @@ def env_clause(env: str | None, column: str = "env") -> tuple[str, list[Any]]:
 def pick_env(views: Views, env: str | None) -> str:
     """The env a generation number refers to: the one given, or the only one there is."""
     envs = [r["env"] for r in views.query("SELECT DISTINCT env FROM generations ORDER BY env")]
+    return choose_env(envs, env)
+
+
+def choose_env(envs: Sequence[str], env: str | None) -> str:
+    """``pick_env`` among ``envs``, the environments that have generations."""
     if env:
         if env not in envs:
             known = ", ".join(envs) or "none yet"
@@ -100,26 +105,34 @@ def _placement(row: Row, now: float) -> Row:
     }
 
 
-def topology(views: Views, env: str | None = None) -> list[Row]:
-    """Every active placement: env, host, service, build, since when, generation, health."""
+def _seconds(now: datetime | None) -> float:
+    return time.time() if now is None else now.timestamp()
+
+
+def topology(views: Views, env: str | None = None, *, now: datetime | None = None) -> list[Row]:
+    """Every active placement: env, host, service, build, since when, generation, health
+    (stale or not as of ``now``, by default the clock's)."""
     clause, params = env_clause(env, "p.env")
     rows = views.query(f"{_CURRENT}{clause} ORDER BY p.env, p.host, p.service", params)
-    now = time.time()
-    return [_placement(row, now) for row in rows]
+    seconds = _seconds(now)
+    return [_placement(row, seconds) for row in rows]
 
 
-def manifest(views: Views, host: str, env: str | None = None) -> list[Row]:
-    """What a host runs, Disnix-profile style: builds, closures and dependencies."""
+def manifest(
+    views: Views, host: str, env: str | None = None, *, now: datetime | None = None
+) -> list[Row]:
+    """What a host runs, Disnix-profile style: builds, closures and dependencies (health
+    as of ``now``, as in ``topology``)."""
     clause, params = env_clause(env, "p.env")
     with views.read() as tx:
         rows = tx.query(
             f"{_CURRENT} AND p.host = ?{clause} ORDER BY p.env, p.service", [host, *params]
         )
-        now = time.time()
+        seconds = _seconds(now)
         services = []
         manifests: dict[tuple[str, int], dict[str, Row]] = {}
         for row in rows:
-            placement = _placement(row, now)
+            placement = _placement(row, seconds)
             key = (row["env"], row["generation"])
             if key not in manifests:
                 manifests[key] = {e["service"]: e for e in manifest_entries(tx, *key, host) or []}

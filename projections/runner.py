@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
+from itertools import takewhile
 from typing import Any, cast
 
 import psycopg
@@ -37,7 +39,8 @@ from projections.failures import FailuresView
 from projections.generations import GenerationsView
 from projections.history import HistoryView
 from projections.placements import PlacementsView
-from projections.store import AnyViewRecorder, Tx, open_views, tracking_name
+from projections.reports import ReportsView
+from projections.store import AnyViewRecorder, Tx, open_views, to_micros, tracking_name
 from projections.view import Fact, View
 
 VIEW_CLASSES: tuple[type[View], ...] = (
@@ -46,6 +49,7 @@ VIEW_CLASSES: tuple[type[View], ...] = (
     GenerationsView,
     HistoryView,
     FailuresView,
+    ReportsView,
 )
 VIEW_NAMES = tuple(cls.name for cls in VIEW_CLASSES)
 READ_BATCH = 1000
@@ -54,6 +58,15 @@ COMMIT_SECONDS = 1.0
 MAX_RACES = 50
 
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Where a catch-up stops: no fact past ``position``, none recorded after
+    ``recorded_by`` (epoch microseconds); ``None`` for no limit."""
+
+    position: int | None = None
+    recorded_by: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,12 +152,25 @@ class Views:
         found = self.ledger.recorder.select_notifications(notification_id, 1)
         return found[0].originator_version if found else 0
 
-    def catch_up(self, progress: Progress | None = None) -> int:
-        """Process every fact the views have not seen; returns how many were read."""
+    def catch_up(
+        self,
+        progress: Progress | None = None,
+        *,
+        until: int | None = None,
+        known_at: datetime | None = None,
+    ) -> int:
+        """Process every fact the views have not seen; returns how many were read.
+
+        ``until``: apply nothing past that position. ``known_at``: leave out the facts
+        recorded after that moment (``recorded_at`` later than it); they count as read,
+        so views caught up this way never get them. Both are for replays into scratch
+        views (``projections.replay``), never for the live ones.
+        """
+        stop = Stop(until, None if known_at is None else to_micros(known_at))
         read = [0]
         for _ in range(MAX_RACES):
             try:
-                self._run(self.positions(), progress, read)
+                self._run(self.positions(), progress, read, stop)
                 return read[0]
             except IntegrityError:
                 pass  # another runner advanced a view first: nothing of ours was kept
@@ -159,23 +185,25 @@ class Views:
                 if self.recorder.postgres and not rolled_back:
                     raise
             time.sleep(0.05)
-        self._run(self.positions(), progress, read)
+        self._run(self.positions(), progress, read, stop)
         return read[0]
 
-    def _run(self, positions: dict[str, int], progress: Progress | None, read: list[int]) -> None:
+    def _run(
+        self, positions: dict[str, int], progress: Progress | None, read: list[int], stop: Stop
+    ) -> None:
         """Apply batches in transactions of up to ``commit_events`` events or
         ``commit_seconds`` seconds, whichever comes first: fewer, larger commits write each
         changed page once, and a transaction stays short enough not to hold up the
         ledger's writers."""
         start = min(positions.values(), default=0)
         while True:
-            batch = self._select(start)
+            batch = self._select(start, stop)
             if not batch:
                 return
             with self.recorder.transaction(commit=True) as tx:
                 began, in_transaction = time.monotonic(), 0
                 while True:
-                    facts = self._decode(batch)
+                    facts = self._decode(batch, stop)
                     last = batch[-1].id
                     for name, view in self.views.items():
                         if positions[name] < last:
@@ -188,7 +216,7 @@ class Views:
                         not full
                         or in_transaction >= self.commit_events
                         or time.monotonic() - began >= self.commit_seconds
-                        or not (batch := self._select(start))
+                        or not (batch := self._select(start, stop))
                     ):
                         break
                 for name in self.views:
@@ -199,18 +227,28 @@ class Views:
             if not full:
                 return
 
-    def _select(self, start: int) -> Sequence[Notification]:
-        return self.ledger.recorder.select_notifications(
+    def _select(self, start: int, stop: Stop) -> Sequence[Notification]:
+        batch = self.ledger.recorder.select_notifications(
             start, self.batch, inclusive_of_start=False
         )
+        if (until := stop.position) is None:
+            return batch
+        # Notification ids may skip (PostgreSQL's sequence) but grow with the positions:
+        # cut the batch at the first fact past the stop. A shorter batch ends the run.
+        return list(
+            takewhile(lambda n: n.originator_id != CHAIN_ID or n.originator_version <= until, batch)
+        )
 
-    def _decode(self, batch: Sequence[Notification]) -> list[Fact]:
+    def _decode(self, batch: Sequence[Notification], stop: Stop) -> list[Fact]:
         to_domain_event = self.ledger.mapper.to_domain_event
-        return [
+        facts = [
             Fact.from_entry(n.id, cast(LedgerEntry, to_domain_event(n)))
             for n in batch
             if n.originator_id == CHAIN_ID
         ]
+        if stop.recorded_by is None:
+            return facts
+        return [f for f in facts if to_micros(f.event["recorded_at"]) <= stop.recorded_by]
 
     def _feed(self, tx: Tx, view: View, facts: list[Fact], after: int) -> None:
         kinds = view.kinds

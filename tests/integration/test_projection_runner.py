@@ -166,7 +166,8 @@ SERVICES = ("api", "web")
 VERSIONS = ("1.0", "1.1", "2.0")
 OPENSSL = ("1.0.1p", "1.0.2d", "3.0.13")
 STEPS = (
-    "build", "plan", "finish", "tag", "dist", "activate", "deactivate", "fail", "drain", "health"
+    "build", "plan", "finish", "tag", "dist", "activate", "deactivate", "fail", "drain", "health",
+    "report",
 )  # fmt: skip
 
 
@@ -224,6 +225,11 @@ def streams(draw: st.DrawFn) -> list[Envelope]:
             s.add("health_reported", at, late=late, host=host,
                   service=draw(st.sampled_from((None, service))),
                   state=draw(st.sampled_from(("ok", "warning", "critical"))))  # fmt: skip
+        elif step == "report":  # out of order, late, or taken at the same moment as another
+            services = draw(st.lists(st.sampled_from(SERVICES), max_size=3))  # repeats too
+            s.add("host_reported", draw(st.sampled_from((at, 100.0))), late=late, host=host,
+                  manifest=[{"host": host, "service": name, "build_id": build}
+                            for name in services])  # fmt: skip
     # Generation events of one env must reach the ledger in number order.
     events = [e for story in stories.values() for e in story.events]
     order = draw(st.permutations(range(len(events))))

@@ -4,6 +4,11 @@ commands, outcomes recorded as events, failures stopped and resumed — on both 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -274,4 +279,45 @@ def test_dry_run_with_a_template_shows_each_command_quoted(url: str) -> None:
     )  # fmt: skip
     assert plan["steps"][0]["command"] == (
         f"ssh h1 switch api /nix/store/{build_id('api', '1')}-api-1"
+    )
+
+
+def test_a_coordinator_killed_mid_rollout_resumes_from_the_ledger(url: str, tmp_path: Path) -> None:
+    """SIGKILL while a step runs: nothing recorded is lost, and resume repeats only the
+    step that was in flight (its outcome was never recorded)."""
+    manifest = [
+        {"host": f"n{i}", "service": "api", "build_id": build_id("api", "9")} for i in range(4)
+    ]
+    path = tmp_path / "release.json"
+    path.write_text(json.dumps(manifest))
+    log, done = tmp_path / "steps.log", tmp_path / "done"
+    template = (
+        f"echo {{step}} {{host}} >> {log}; "
+        f"if [ {{host}} = n2 ] && [ {{step}} = activate ] && [ ! -e {done} ]; then sleep 60; fi"
+    )
+    command = [sys.executable, "-c", "from cli.main import main; main()", "--ledger", url,
+               "deploy", "--env", "staging", "--manifest", str(path), "--execute", template,
+               "--parallel", "activate=1"]  # fmt: skip
+    coordinator = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while "activate n2" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the rollout never reached n2"
+        assert coordinator.poll() is None, "the coordinator ended early"
+        time.sleep(0.05)
+    os.killpg(coordinator.pid, signal.SIGKILL)
+    coordinator.wait()
+    assert run(url, "project").exit_code == 0  # PostgreSQL views follow explicitly
+    assert as_json(run(url, "generation", "1", "--env", "staging", "--json"))["status"] == "planned"
+
+    done.touch()
+    resumed = run(url, "deploy", "--env", "staging", "--resume", "--execute", template)
+    assert resumed.exit_code == 0, resumed.output
+    lines = log.read_text().splitlines()
+    repeated = {line for line, count in Counter(lines).items() if count > 1}
+    assert repeated == {"activate n2"}
+    assert sorted(set(lines)) == sorted(
+        [f"distribute n{i}" for i in range(4)] + [f"activate n{i}" for i in range(4)]
+    )
+    assert as_json(run(url, "generation", "1", "--env", "staging", "--json"))["status"] == (
+        "completed"
     )

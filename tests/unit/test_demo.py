@@ -219,6 +219,7 @@ def test_builds_look_like_nix_builds(default_fleet: list[Envelope]) -> None:
         assert {"glibc", "openssl", "zlib"} <= set(names)
         for c in build.closure:
             assert c.store_path is not None
+            assert c.hash is not None
             match = STORE_PATH.match(c.store_path)
             assert match is not None
             assert match.group(1) == f"{c.name}-{c.version}"
@@ -261,7 +262,11 @@ def check_history(events: Sequence[Envelope], env: str) -> dict[str, int]:
     distributed: set[tuple[str, str, str]] = set()
     pending_copy: set[tuple[str, str, str]] = set()
     counts: dict[str, int] = defaultdict(int)
-    for event in of_env(events, env):
+    last_generation_event = 0
+    drifted: list[int] = []  # reports of hand-made changes
+    for index, event in enumerate(of_env(events, env)):
+        if isinstance(event, GenerationPlanned | GenerationCompleted | GenerationFailed):
+            last_generation_event = index
         if isinstance(event, BuildRecorded):
             builds[event.build_id] = event
         elif isinstance(event, GenerationPlanned):
@@ -325,7 +330,8 @@ def check_history(events: Sequence[Envelope], env: str) -> dict[str, int]:
         elif isinstance(event, HostReported):
             assert all(m.host == event.host for m in event.manifest)
             reported = {(m.host, m.service): m.build_id for m in event.manifest}
-            assert reported == {k: v for k, v in active.items() if k[0] == event.host}
+            if reported != {k: v for k, v in active.items() if k[0] == event.host}:
+                drifted.append(index)
         elif isinstance(event, HealthReported):
             assert event.actor == f"agent@{event.host}"
             assert event.ttl_s is not None
@@ -333,7 +339,10 @@ def check_history(events: Sequence[Envelope], env: str) -> dict[str, int]:
     assert current is None
     assert not pending_copy, "a failed copy was never retried"
     assert numbers == list(range(1, len(numbers) + 1))
+    # Hand-made changes show up only in the agents' sweep after the last rollout.
+    assert all(index > last_generation_event for index in drifted)
     counts["generations"] = len(numbers)
+    counts["drifted_reports"] = len(drifted)
     return counts
 
 
@@ -347,6 +356,7 @@ def test_default_history_holds_together(env: str, default_fleet: list[Envelope])
     assert counts["copy_failures"] >= 1
     assert counts["health_ok"] > counts["health_warning"] > 0
     assert counts["health_critical"] > 0
+    assert counts["drifted_reports"] == (2 if env == "production" else 0)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -379,3 +389,13 @@ def test_later_generations_change_a_few_services(default_fleet: list[Envelope]) 
         assert min(changed_counts) >= 1
         assert max(changed_counts) < 30  # not a redeploy of everything
         assert any(p.tags for p in deploys)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_story_ends_with_every_agent_reporting(env: str, default_fleet: list[Envelope]) -> None:
+    events = of_env(default_fleet, env)
+    first = next(e for e in events if isinstance(e, GenerationPlanned))
+    hosts = {m.host for m in first.manifest}
+    sweep = events[-len(hosts) :]
+    assert all(isinstance(e, HostReported) for e in sweep)
+    assert {e.host for e in sweep if isinstance(e, HostReported)} == hosts

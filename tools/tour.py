@@ -1,0 +1,101 @@
+"""Refresh the README's tour: run every ``$ …`` command of its console blocks, in order,
+in a fresh directory, and put the real output under each command.
+
+    .venv/bin/python tools/tour.py            # rewrites README.md
+    .venv/bin/python tools/tour.py --check    # exits 1 if README.md would change
+
+The commands run with ``bash`` in a temporary directory where ``ledger`` is this
+checkout's, and where the files the tour names exist (``bad.jsonl``, ``closure.json``,
+``sbom.cdx.json``). A line ``$ # … the same command again:`` runs the previous command
+again. Commands that change the ledger run in README order, as a reader would run them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+AGAIN = "$ # … the same command again:"
+FILES = {
+    "closure.json": ROOT / "tests/fixtures/nix/path-info.json",
+    "sbom.cdx.json": ROOT / "tests/fixtures/cyclonedx/environment.cdx.json",
+}
+BAD_JSONL = (
+    '{"kind": "health_reported", "event_id": "6f1c3a52-1d5e-4d8f-9a0b-7c2e4b9d1f30", '
+    '"env": "production", "occurred_at": "2026-03-11T14:10:00", "actor": "agent", '
+    '"host": "web\\u0007", "state": "on fire"}\n'
+    "{nope\n"
+)
+
+
+def commands(block: list[str]) -> list[list[str]]:
+    """The block's commands, each with its continuation lines."""
+    found: list[list[str]] = []
+    for line in block:
+        if line.startswith("$ "):
+            found.append([line])
+        elif found and found[-1][-1].endswith("\\"):
+            found[-1].append(line)
+    return found
+
+
+def run(command: list[str], workdir: Path) -> str:
+    text = "\n".join(command)[2:]
+    env = {**os.environ, "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
+    env.pop("LEDGER_URL", None)
+    result = subprocess.run(
+        ["bash", "-c", text], cwd=workdir, env=env, capture_output=True, text=True, check=False
+    )
+    return (result.stdout + result.stderr).rstrip("\n")
+
+
+def refresh(text: str, workdir: Path) -> str:
+    lines = text.split("\n")
+    out: list[str] = []
+    index, previous = 0, None
+    while index < len(lines):
+        line = lines[index]
+        out.append(line)
+        index += 1
+        if line != "```" or index >= len(lines) or not lines[index].startswith("$ "):
+            continue
+        end = lines.index("```", index)
+        for command in commands(lines[index:end]):
+            out.extend(command)
+            if command[0] == AGAIN:
+                assert previous is not None, "nothing to run again"
+                output = run(previous, workdir)
+            else:
+                output, previous = run(command, workdir), command
+            if output:
+                out.append(output)
+        out.append("```")
+        index = end + 1
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only say whether it changed")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ledger-tour-") as folder:
+        workdir = Path(folder)
+        for name, source in FILES.items():
+            shutil.copy(source, workdir / name)
+        (workdir / "bad.jsonl").write_text(BAD_JSONL)
+        before = README.read_text()
+        after = refresh(before, workdir)
+    if args.check:
+        sys.exit(0 if after == before else 1)
+    README.write_text(after)
+
+
+if __name__ == "__main__":
+    main()
