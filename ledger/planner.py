@@ -23,7 +23,7 @@ manifest entries' ``depends_on`` state them; a cycle is refused.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from ledger.errors import InvalidInput
 
@@ -32,8 +32,7 @@ STEP_KINDS: tuple[StepKind, ...] = ("distribute", "activate", "drain", "deactiva
 
 
 class Wanted(Protocol):
-    """A desired placement: a :class:`~ledger.events.ManifestEntry`, or an
-    :class:`Entry` read back from the views."""
+    """A desired placement, as a :class:`~ledger.events.ManifestEntry` has it."""
 
     @property
     def host(self) -> str: ...
@@ -47,23 +46,23 @@ class Wanted(Protocol):
     def depends_on(self) -> tuple[str, ...]: ...
 
 
-class Entry(NamedTuple):
-    """A manifest entry as the views return it (validated when it was recorded)."""
+Target = tuple[str, str | None, Sequence[str]]
+"""What a placement should run: (build_id, artifact, depends_on). Plain tuples, since a
+large fleet's manifest has tens of thousands of them."""
 
-    host: str
-    service: str
-    build_id: str
-    artifact: str | None
-    depends_on: tuple[str, ...]
+Desired = Mapping[tuple[str, str], Target]
+"""The desired manifest: (host, service) to its target."""
+
+Running = Mapping[tuple[str, str], str]
+"""What is active: (host, service) to the build id running there."""
 
 
-class Active(NamedTuple):
-    """A build of a service active on a host, as the topology view has it."""
-
-    host: str
-    service: str
-    build_id: str
-    artifact: str | None = None
+def desired_from(entries: Iterable[Wanted]) -> dict[tuple[str, str], Target]:
+    """A manifest's entries by host and service, the first one of each."""
+    desired: dict[tuple[str, str], Target] = {}
+    for e in entries:
+        desired.setdefault((e.host, e.service), (e.build_id, e.artifact, e.depends_on))
+    return desired
 
 
 class Step(NamedTuple):
@@ -92,10 +91,10 @@ def dependency_levels(dependencies: Dependencies) -> dict[str, int]:
     """Each service's level: 0 when it depends on nothing, else one more than the highest
     level of what it depends on. Refuses a dependency cycle, naming it."""
     needs: dict[str, set[str]] = {}
-    for service, depends_on in {(s, tuple(d)) for s, d in dependencies}:
+    for service, depends_on in dependencies:
         needs.setdefault(service, set()).update(depends_on)
-        for dependency in depends_on:
-            needs.setdefault(dependency, set())
+    for dependency in {d for wanted in needs.values() for d in wanted}:
+        needs.setdefault(dependency, set())
     levels: dict[str, int] = {}
     for service in sorted(needs):
         if service in levels:
@@ -126,8 +125,8 @@ def dependency_levels(dependencies: Dependencies) -> dict[str, int]:
 
 
 def plan_steps(
-    active: Iterable[Active],
-    desired: Sequence[Wanted],
+    active: Running,
+    desired: Desired,
     held: Iterable[tuple[str, str]] = (),
     *,
     graph: Dependencies = (),
@@ -140,50 +139,47 @@ def plan_steps(
     ``graph`` adds dependencies that also count (those of the generation now active,
     for services the desired manifest drops); ``drained`` lists
     (host, service, build_id) that a resumed deployment already drained; ``artifacts``
-    gives the artifact of a build the manifest names none for.
+    gives builds' artifacts: of the active ones, and of desired ones the manifest names
+    none for.
     """
     known = artifacts or {}
-    wanted: dict[tuple[str, str], Wanted] = {}
-    for placement in desired:
-        wanted.setdefault((placement.host, placement.service), placement)
-    now: dict[tuple[str, str], Active] = {(a.host, a.service): a for a in active}
-    on_host = set(held)
+    on_host = held if isinstance(held, set | frozenset) else set(held)
     done_draining = set(drained)
-    levels = dependency_levels([*((e.service, e.depends_on) for e in wanted.values()), *graph])
+    levels = dependency_levels([*((service, t[2]) for (_, service), t in desired.items()), *graph])
     top = max(levels.values(), default=0)
-
     # Steps by wave, as (host, service, kind, build, artifact, replaces): sorted as they
     # are, since a wave never holds two steps for one host and service.
     waves: dict[int, list[tuple[str, str, StepKind, str, str | None, str | None]]] = {}
 
-    def add(wave: int, *step: Any) -> None:
-        waves.setdefault(wave, []).append(step)
+    def retire(host: str, service: str, old: str) -> None:
+        # Dependents go first: the highest level drains in the first retiring wave.
+        first = 2 + top + 2 * (top - levels.get(service, 0))
+        artifact = known.get(old)
+        if (host, service, old) not in done_draining:
+            waves.setdefault(first, []).append((host, service, "drain", old, artifact, None))
+        waves.setdefault(first + 1, []).append((host, service, "deactivate", old, artifact, None))
 
-    for key in wanted.keys() | now.keys():
-        host, service = key
-        entry, running = wanted.get(key), now.get(key)
-        if entry is not None and running is not None and running.build_id == entry.build_id:
+    for (host, service), (new, given, _) in desired.items():
+        old = active.get((host, service))
+        if old == new:
             continue
-        level = levels.get(service, 0)
-        if entry is not None:
-            new = entry.build_id
-            artifact = entry.artifact or known.get(new)
-            if (host, new) not in on_host:
-                add(0, host, service, "distribute", new, artifact, None)
-            replaces = running.build_id if running else None
-            add(1 + level, host, service, "activate", new, artifact, replaces)
-        if running is not None:
-            # Dependents go first: the highest level drains in the first retiring wave.
-            first = 2 + top + 2 * (top - level)
-            old, artifact = running.build_id, running.artifact
-            if (host, service, old) not in done_draining:
-                add(first, host, service, "drain", old, artifact, None)
-            add(first + 1, host, service, "deactivate", old, artifact, None)
+        artifact = given or known.get(new)
+        if (host, new) not in on_host:
+            waves.setdefault(0, []).append((host, service, "distribute", new, artifact, None))
+        wave = 1 + levels.get(service, 0)
+        waves.setdefault(wave, []).append((host, service, "activate", new, artifact, old))
+        if old is not None:
+            retire(host, service, old)
+    for (host, service), old in active.items():
+        if (host, service) not in desired:
+            retire(host, service, old)
     # Number the waves that have steps 1, 2, 3… (the gaps are levels nobody is at).
     steps: list[Step] = []
     for number, wave in enumerate(sorted(waves), 1):
-        for host, service, kind, build, artifact, replaces in sorted(waves[wave]):
-            steps.append(Step(number, kind, host, service, build, artifact, replaces))
+        steps += [
+            Step(number, kind, host, service, build, artifact, replaces)
+            for host, service, kind, build, artifact, replaces in sorted(waves[wave])
+        ]
     return steps
 
 

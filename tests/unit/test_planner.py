@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import InvalidInput
 from ledger.events import ManifestEntry
-from ledger.planner import Active, Step, dependency_levels, minimal_steps, plan_steps
+from ledger.planner import (
+    Step,
+    dependency_levels,
+    desired_from,
+    minimal_steps,
+    plan_steps,
+)
 
 BUILD = {name: name.ljust(32, "0") for name in ("a1", "a2", "d1", "d2", "w1")}
 
@@ -23,19 +31,29 @@ def entry(host: str, service: str, build: str, *depends_on: str) -> ManifestEntr
     )
 
 
+def active_(host: str, service: str, build_id: str) -> tuple[tuple[str, str], str]:
+    return (host, service), build_id
+
+
+def plan(
+    active: list[tuple[tuple[str, str], str]], desired: list[ManifestEntry], *args: Any, **kw: Any
+) -> list[Step]:
+    return plan_steps(dict(active), desired_from(desired), *args, **kw)
+
+
 def steps_of(steps: list[Step]) -> list[tuple[int, str, str, str, str]]:
     return [(s.wave, s.kind, s.host, s.service, s.build_id[:2]) for s in steps]
 
 
 def test_nothing_to_do_when_every_host_runs_the_desired_build() -> None:
     desired = [entry("h1", "api", "a1"), entry("h2", "api", "a1")]
-    active = [Active("h1", "api", BUILD["a1"]), Active("h2", "api", BUILD["a1"])]
-    assert plan_steps(active, desired) == []
+    active = [active_("h1", "api", BUILD["a1"]), active_("h2", "api", BUILD["a1"])]
+    assert plan(active, desired) == []
 
 
 def test_a_new_placement_is_distributed_then_activated_unless_the_host_holds_it() -> None:
     desired = [entry("h1", "api", "a1"), entry("h2", "api", "a1")]
-    steps = plan_steps([], desired, held=[("h2", BUILD["a1"])])
+    steps = plan([], desired, held=[("h2", BUILD["a1"])])
     assert steps_of(steps) == [
         (1, "distribute", "h1", "api", "a1"),
         (2, "activate", "h1", "api", "a1"),
@@ -45,10 +63,11 @@ def test_a_new_placement_is_distributed_then_activated_unless_the_host_holds_it(
 
 
 def test_a_replaced_build_is_drained_and_deactivated_after_the_new_one_is_active() -> None:
-    steps = plan_steps(
-        [Active("h1", "api", BUILD["a1"], "/nix/store/old")],
+    steps = plan(
+        [active_("h1", "api", BUILD["a1"])],
         [entry("h1", "api", "a2")],
         held=[("h1", BUILD["a2"])],
+        artifacts={BUILD["a1"]: "/nix/store/old"},
     )
     assert steps_of(steps) == [
         (1, "activate", "h1", "api", "a2"),
@@ -60,18 +79,18 @@ def test_a_replaced_build_is_drained_and_deactivated_after_the_new_one_is_active
 
 
 def test_a_service_no_longer_wanted_is_drained_and_deactivated() -> None:
-    active = [Active("h1", "api", BUILD["a1"]), Active("h1", "worker", BUILD["w1"])]
-    assert steps_of(plan_steps(active, [entry("h1", "api", "a1")])) == [
+    active = [active_("h1", "api", BUILD["a1"]), active_("h1", "worker", BUILD["w1"])]
+    assert steps_of(plan(active, [entry("h1", "api", "a1")])) == [
         (1, "drain", "h1", "worker", "w1"),
         (2, "deactivate", "h1", "worker", "w1"),
     ]
 
 
 def test_dependencies_are_activated_first_and_retired_last() -> None:
-    active = [Active("h1", "api", BUILD["a1"]), Active("h1", "db", BUILD["d1"])]
+    active = [active_("h1", "api", BUILD["a1"]), active_("h1", "db", BUILD["d1"])]
     desired = [entry("h1", "api", "a2", "db"), entry("h1", "db", "d2")]
     held = [("h1", BUILD["a2"]), ("h1", BUILD["d2"])]
-    assert steps_of(plan_steps(active, desired, held)) == [
+    assert steps_of(plan(active, desired, held)) == [
         (1, "activate", "h1", "db", "d2"),
         (2, "activate", "h1", "api", "a2"),
         (3, "drain", "h1", "api", "a1"),
@@ -82,21 +101,21 @@ def test_dependencies_are_activated_first_and_retired_last() -> None:
 
 
 def test_dependencies_of_dropped_services_come_from_the_graph_given() -> None:
-    active = [Active("h1", "api", BUILD["a1"]), Active("h1", "db", BUILD["d1"])]
-    steps = plan_steps(active, [], graph=[("api", ("db",)), ("db", ())])
+    active = [active_("h1", "api", BUILD["a1"]), active_("h1", "db", BUILD["d1"])]
+    steps = plan(active, [], graph=[("api", ("db",)), ("db", ())])
     assert [s.service for s in steps if s.kind == "drain"] == ["api", "db"]
 
 
 def test_a_drain_already_completed_is_not_repeated() -> None:
-    active = [Active("h1", "api", BUILD["a1"])]
-    steps = plan_steps(active, [], drained=[("h1", "api", BUILD["a1"])])
+    active = [active_("h1", "api", BUILD["a1"])]
+    steps = plan(active, [], drained=[("h1", "api", BUILD["a1"])])
     assert steps_of(steps) == [(1, "deactivate", "h1", "api", "a1")]
 
 
 def test_a_dependency_cycle_is_refused_naming_it() -> None:
     desired = [entry("h1", "api", "a1", "db"), entry("h1", "db", "d1", "api")]
     with pytest.raises(InvalidInput, match="depend on each other: api → db → api"):
-        plan_steps([], desired)
+        plan([], desired)
 
 
 def test_levels_of_a_long_chain() -> None:
@@ -126,10 +145,10 @@ def test_the_plan_reaches_the_desired_state_in_the_fewest_steps(
     want: dict[tuple[str, str], str],
     held: set[tuple[str, str]],
 ) -> None:
-    active = [Active(h, s, BUILD[b]) for (h, s), b in now.items()]
+    active = [active_(h, s, BUILD[b]) for (h, s), b in now.items()]
     desired = [entry(h, s, b, *DEPENDS[s]) for (h, s), b in want.items()]
     on_host = {(h, BUILD[b]) for h, b in held}
-    steps = plan_steps(active, desired, on_host, graph=DEPENDS.items())
+    steps = plan(active, desired, on_host, graph=DEPENDS.items())
 
     running = {key: BUILD[b] for key, b in now.items()}
     wanted = {key: BUILD[b] for key, b in want.items()}
