@@ -53,7 +53,9 @@ def run(command: list[str], workdir: Path) -> str:
     result = subprocess.run(
         ["bash", "-c", text], cwd=workdir, env=env, capture_output=True, text=True, check=False
     )
-    return (result.stdout + result.stderr).rstrip("\n")
+    output = result.stdout + result.stderr
+    # Tables pad every row to the widest; the README keeps lines without the padding.
+    return "\n".join(line.rstrip() for line in output.rstrip("\n").split("\n"))
 
 
 def refresh(text: str, workdir: Path) -> str:
@@ -67,7 +69,9 @@ def refresh(text: str, workdir: Path) -> str:
         if line != "```" or index >= len(lines) or not lines[index].startswith("$ "):
             continue
         end = lines.index("```", index)
-        for command in commands(lines[index:end]):
+        for number, command in enumerate(commands(lines[index:end])):
+            if number and command[0] != AGAIN:
+                out.append("")  # a blank line between one command's output and the next
             out.extend(command)
             if command[0] == AGAIN:
                 assert previous is not None, "nothing to run again"
