@@ -219,7 +219,13 @@ def _carry_out(
             }
         output.print_json(result)
     else:
-        _show_plan(plan, commands if dry_run else None, show_all=show_all, recorded=recorded)
+        _show_plan(
+            plan,
+            commands if dry_run else None,
+            show_all=show_all,
+            recorded=recorded,
+            waves=outcome is None,  # after a run, its outcome says what matters
+        )
         if outcome is not None:
             _show_outcome(
                 plan,
@@ -284,7 +290,9 @@ def _execute(
     return outcome
 
 
-def _show_plan(plan: Plan, commands: Commands | None, *, show_all: bool, recorded: bool) -> None:
+def _show_plan(
+    plan: Plan, commands: Commands | None, *, show_all: bool, recorded: bool, waves: bool
+) -> None:
     show = output.console().print
     what = {
         "deploy": "Deployment",
@@ -303,7 +311,9 @@ def _show_plan(plan: Plan, commands: Commands | None, *, show_all: bool, recorde
     if not plan.steps:
         show("[green]Nothing to do: every host already runs the desired builds.[/green]")
         return
-    waves = Counter((s.wave, s.kind) for s in plan.steps)
+    if not waves:
+        return
+    per_wave = Counter((s.wave, s.kind) for s in plan.steps)
     hosts: dict[int, set[str]] = {}
     services: dict[int, set[str]] = {}
     for step in plan.steps:
@@ -318,7 +328,7 @@ def _show_plan(plan: Plan, commands: Commands | None, *, show_all: bool, recorde
                 "hosts": len(hosts[wave]),
                 "services": ", ".join(sorted(services[wave])),
             }
-            for (wave, kind), count in sorted(waves.items())
+            for (wave, kind), count in sorted(per_wave.items())
         ],
         [
             ("wave", "wave"),

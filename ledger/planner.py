@@ -131,16 +131,18 @@ def plan_steps(
     *,
     graph: Dependencies = (),
     drained: Iterable[tuple[str, str, str]] = (),
+    leftover: Iterable[tuple[str, str, str]] = (),
     artifacts: Mapping[str, str] | None = None,
 ) -> list[Step]:
     """The steps from ``active`` to ``desired``, in waves.
 
     ``held`` lists the (host, build_id) pairs whose closure the host already holds;
     ``graph`` adds dependencies that also count (those of the generation now active,
-    for services the desired manifest drops); ``drained`` lists
-    (host, service, build_id) that a resumed deployment already drained; ``artifacts``
-    gives builds' artifacts: of the active ones, and of desired ones the manifest names
-    none for.
+    for services the desired manifest drops). For a resumed deployment, ``leftover``
+    lists the (host, service, build_id) its activations replaced but that were not
+    deactivated yet, and ``drained`` those of them, or of the active builds, already
+    drained. ``artifacts`` gives builds' artifacts: of the active and leftover ones,
+    and of desired ones the manifest names none for.
     """
     known = artifacts or {}
     on_host = held if isinstance(held, set | frozenset) else set(held)
@@ -148,7 +150,7 @@ def plan_steps(
     levels = dependency_levels([*((service, t[2]) for (_, service), t in desired.items()), *graph])
     top = max(levels.values(), default=0)
     # Steps by wave, as (host, service, kind, build, artifact, replaces): sorted as they
-    # are, since a wave never holds two steps for one host and service.
+    # are, since a wave never holds two steps for one build of a service on a host.
     waves: dict[int, list[tuple[str, str, StepKind, str, str | None, str | None]]] = {}
 
     def retire(host: str, service: str, old: str) -> None:
@@ -173,6 +175,8 @@ def plan_steps(
     for (host, service), old in active.items():
         if (host, service) not in desired:
             retire(host, service, old)
+    for host, service, old in leftover:
+        retire(host, service, old)
     # Number the waves that have steps 1, 2, 3… (the gaps are levels nobody is at).
     steps: list[Step] = []
     for number, wave in enumerate(sorted(waves), 1):

@@ -83,6 +83,9 @@ class Plan:
     active: Running
     held: set[tuple[str, str]]
     drained: set[tuple[str, str, str]]
+    """Drains of this plan's builds already completed (when resumed)."""
+    leftover: set[tuple[str, str, str]]
+    """Builds replaced by the resumed generation's activations, not deactivated yet."""
     resumed: bool = False
 
     @property
@@ -94,7 +97,8 @@ class Plan:
         """The fewest steps any plan needs (``ledger.planner.minimal_steps``), counted
         apart from the plan, as a check of it."""
         desired = {key: target[0] for key, target in self.manifest.items()}
-        return minimal_steps(self.active, desired, self.held) - len(self.drained)
+        retiring = 2 * len(self.leftover)  # a drain and a deactivation each
+        return minimal_steps(self.active, desired, self.held) + retiring - len(self.drained)
 
     def entries(self) -> tuple[ManifestEntry, ...]:
         """The desired manifest as the event records it, by host and service."""
@@ -179,7 +183,7 @@ def bad_twin(tx: Tx, env: str, desired: Desired) -> int | None:
 
 
 def _state(
-    tx: Tx, env: str, desired: Desired, current: int | None
+    tx: Tx, env: str, desired: Desired, current: int | None, leftover: set[tuple[str, str, str]]
 ) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]], list[Any], dict[str, str]]:
     """What is active in ``env``, which desired builds the hosts already hold, the
     current generation's dependencies (for services being dropped) and the artifacts of
@@ -193,6 +197,7 @@ def _state(
     }
     # Artifacts of the active builds, and of desired ones the manifest names no artifact for.
     builds = set(active.values()) | {t[0] for t in desired.values() if t[1] is None}
+    builds |= {build for _, _, build in leftover}
     artifacts: dict[str, str] = {}
     for batch in batched(sorted(builds), IN_LIST):
         artifacts.update(
@@ -234,10 +239,13 @@ def _plan(
     reason: Reason,
     target: int | None,
     drained: set[tuple[str, str, str]] | None = None,
+    leftover: set[tuple[str, str, str]] | None = None,
 ) -> Plan:
-    active, held, graph, artifacts = _state(tx, env, desired, parent)
-    # Drains a resumed deployment already completed, of builds still active.
-    done = {d for d in drained or () if active.get((d[0], d[1])) == d[2]}
+    active, held, graph, artifacts = _state(tx, env, desired, parent, leftover or set())
+    # What a resumed deployment still has to retire: replaced builds not deactivated
+    # yet (unless active again), and which of those and of the active ones it drained.
+    leftover = {b for b in leftover or () if active.get((b[0], b[1])) != b[2]}
+    done = {d for d in drained or () if active.get((d[0], d[1])) == d[2] or d in leftover}
     return Plan(
         env=env,
         number=number,
@@ -245,10 +253,19 @@ def _plan(
         reason=reason,
         target=target,
         manifest=desired,
-        steps=plan_steps(active, desired, held, graph=graph, drained=done, artifacts=artifacts),
+        steps=plan_steps(
+            active,
+            desired,
+            held,
+            graph=graph,
+            drained=done,
+            leftover=leftover,
+            artifacts=artifacts,
+        ),
         active=active,
         held=held,
         drained=done,
+        leftover=leftover,
         resumed=drained is not None,
     )
 
@@ -334,12 +351,21 @@ def plan_resume(views: Views, env: str | None) -> Plan:
         parents = tx.query(
             "SELECT parent FROM generations WHERE env = ? AND number = ?", (env, number)
         )
-        drained = {
-            (r["host"], r["service"], r["build_id"])
-            for r in tx.query(
-                "SELECT host, service, build_id FROM host_history "
-                "WHERE position > ? AND kind = 'drain_completed' AND env = ?",
-                (latest["position"], env),
+        since: dict[str, set[tuple[str, str, str]]] = {}
+        for row in tx.tuples(
+            "SELECT kind, host, service, build_id FROM host_history WHERE position > ? "
+            "AND kind IN ('drain_completed', 'deactivated') AND env = ?",
+            (latest["position"], env),
+        ):
+            since.setdefault(row[0], set()).add(row[1:])
+        # Activations of this generation replaced these builds; until they are
+        # deactivated they still run (in-flight work) and must be retired.
+        replaced = {
+            (host, service, build)
+            for host, service, build in tx.tuples(
+                "SELECT host, service, build_id FROM placements "
+                "WHERE env = ? AND ended_by = 'replaced' AND end_position > ?",
+                (env, latest["position"]),
             )
         }
         manifest = _desired(_manifest(tx, env, number))
@@ -351,6 +377,7 @@ def plan_resume(views: Views, env: str | None) -> Plan:
             parent=parents[0]["parent"],
             reason=latest["reason"],
             target=latest["target"],
-            drained=drained,
+            drained=since.get("drain_completed", set()),
+            leftover=replaced - since.get("deactivated", set()),
         )
     return plan

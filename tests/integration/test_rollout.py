@@ -321,3 +321,43 @@ def test_a_coordinator_killed_mid_rollout_resumes_from_the_ledger(url: str, tmp_
     assert as_json(run(url, "generation", "1", "--env", "staging", "--json"))["status"] == (
         "completed"
     )
+
+
+def test_resume_retires_what_the_stopped_run_had_already_replaced(url: str, tmp_path: Path) -> None:
+    """Activating a build replaces the old one in the topology, but the old one still
+    runs until it is drained and deactivated: a resume must finish that too."""
+    d2, a3 = build_id("db", "2"), build_id("api", "3")
+    manifest = [
+        {"host": h, "service": s, "build_id": b, "depends_on": d}
+        for h in ("h1", "h2")
+        for s, b, d in (("db", d2, []), ("api", a3, ["db"]))
+    ]
+    path = tmp_path / "release.json"
+    path.write_text(json.dumps(manifest))
+    log, stop = tmp_path / "steps.log", tmp_path / "stop-h2"
+    stop.touch()
+    template = (
+        f"if [ {{step}} = activate ] && [ {{service}} = api ] && [ -e {tmp_path}/stop-{{host}} ]; "
+        f"then exit 4; fi; echo {{step}} {{host}} {{service}} {{build_id}} >> {log}"
+    )
+    args = ["--env", "production", "--execute", template, "--parallel", "activate=1"]
+    assert run(url, "deploy", "--manifest", str(path), *args).exit_code == 1
+    first = log.read_text().splitlines()
+    assert f"activate h1 db {d2}" in first
+    assert f"activate h1 api {a3}" in first
+    assert not [line for line in first if line.startswith(("drain", "deactivate"))]
+
+    stop.unlink()
+    resumed = run(url, "deploy", "--resume", *args)
+    assert resumed.exit_code == 0, resumed.output
+    lines = log.read_text().splitlines()
+    assert Counter(lines).most_common(1)[0][1] == 1, "a finished step ran twice"
+    retired = [line for line in lines[len(first) :] if line.startswith(("drain", "deactivate"))]
+    old = {("h1", "db"): build_id("db", "1"), ("h2", "db"): build_id("db", "1"),
+           ("h1", "api"): build_id("api", "2"), ("h2", "api"): build_id("api", "1")}  # fmt: skip
+    assert sorted(retired) == sorted(
+        f"{step} {h} {s} {b}" for (h, s), b in old.items() for step in ("drain", "deactivate")
+    )
+    # api depends on db: every api build is retired before any db build.
+    services = [line.split()[2] for line in retired]
+    assert services == sorted(services, key=lambda s: s != "api")
