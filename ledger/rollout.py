@@ -178,7 +178,7 @@ class Outcome:
 
 
 class Rollout:
-    """Runs the steps of one generation of one env and records what happens."""
+    """Runs the steps of one generation of one env and records what happens (once)."""
 
     def __init__(
         self,
@@ -203,13 +203,17 @@ class Rollout:
         self.drain_timeout = drain_timeout
         self.on_step = on_step
         self._lock = threading.Lock()
+        self._append_lock = threading.Lock()
         self._stop = threading.Event()
+        # Counted by the steps' threads, so that steps finishing during an interrupt count.
+        self._started = 0
+        self._done = 0
+        self._failed: StepResult | None = None
 
     def run(self, steps: Sequence[Step]) -> Outcome:
         """Run ``steps`` wave by wave; record the generation completed or failed."""
         if missing := self.commands.missing(steps):
             raise InvalidInput(f"no command template for the {', '.join(missing)} steps")
-        done, failed, started = 0, None, 0
         try:
             for _, wave_steps in groupby(steps, key=lambda s: s.wave):
                 wave = list(wave_steps)
@@ -218,46 +222,29 @@ class Rollout:
                 workers = max(1, min(self.parallel[wave[0].kind], len(wave)))
                 with ThreadPoolExecutor(max_workers=workers) as pool:
                     try:
-                        for result in pool.map(self._run_step, wave):
-                            if result is None:
-                                continue
-                            started += 1
-                            if result.ok:
-                                done += 1
-                            elif failed is None:
-                                failed = result
+                        list(pool.map(self._run_step, wave))
                     except KeyboardInterrupt:
                         self._stop.set()  # queued steps return at once; running ones finish
                         raise
         except KeyboardInterrupt:
-            self._stop.set()
-            self._record(
-                self._event(
-                    GenerationFailed,
-                    number=self.generation,
-                    reason=f"interrupted by the operator after {done} of {len(steps)} steps",
-                )
-            )
-            return Outcome(done, failed, len(steps) - started, interrupted=True)
-        if failed is not None:
-            self._record(
-                self._event(
-                    GenerationFailed,
-                    number=self.generation,
-                    reason=_text(
-                        f"{failed.describe()}; {done} of {len(steps)} steps done in this run"
-                    ),
-                )
-            )
+            reason = f"interrupted by the operator after {self._done} of {len(steps)} steps"
+            self._record(self._event(GenerationFailed, number=self.generation, reason=reason))
+            return Outcome(self._done, self._failed, len(steps) - self._started, True)
+        if self._failed is not None:
+            done = f"{self._done} of {len(steps)} steps done in this run"
+            reason = _text(f"{self._failed.describe()}; {done}")
+            self._record(self._event(GenerationFailed, number=self.generation, reason=reason))
         else:
             self._record(self._event(GenerationCompleted, number=self.generation))
-        return Outcome(done, failed, len(steps) - started)
+        return Outcome(self._done, self._failed, len(steps) - self._started)
 
     # --- one step ---------------------------------------------------------------------
 
-    def _run_step(self, step: Step) -> StepResult | None:
-        if self._stop.is_set():
-            return None
+    def _run_step(self, step: Step) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._started += 1
         if step.kind == "drain":
             self._record(self._event(DrainStarted, **self._on(step)))
         timeout = self.drain_timeout if step.kind == "drain" else self.timeout
@@ -265,9 +252,13 @@ class Rollout:
         if not result.ok:
             self._stop.set()
         self._record_outcome(result)
+        with self._lock:
+            if result.ok:
+                self._done += 1
+            elif self._failed is None:
+                self._failed = result
         if self.on_step is not None:
             self.on_step(result)
-        return result
 
     def _execute(self, step: Step, timeout: float) -> StepResult:
         command = self.commands.command(step, self.env, self.generation)
@@ -333,7 +324,7 @@ class Rollout:
             self._record(event)
 
     def _record(self, event: Envelope) -> None:
-        with self._lock:  # one writer at a time: steps finish on several threads
+        with self._append_lock:  # one writer at a time: steps finish on several threads
             self.ledger.append([event], source="cli")
 
     def _event(self, kind: type[E], **fields: object) -> E:

@@ -361,3 +361,36 @@ def test_resume_retires_what_the_stopped_run_had_already_replaced(url: str, tmp_
     # api depends on db: every api build is retired before any db build.
     services = [line.split()[2] for line in retired]
     assert services == sorted(services, key=lambda s: s != "api")
+
+
+def test_an_interrupted_rollout_lets_running_steps_finish_and_records_why(
+    url: str, tmp_path: Path
+) -> None:
+    manifest = [
+        {"host": f"n{i}", "service": "api", "build_id": build_id("api", "9")} for i in range(3)
+    ]
+    path = tmp_path / "release.json"
+    path.write_text(json.dumps(manifest))
+    log = tmp_path / "steps.log"
+    template = (
+        f"echo start {{step}} {{host}} >> {log}; sleep 1; echo end {{step}} {{host}} >> {log}"
+    )
+    command = [sys.executable, "-c", "from cli.main import main; main()", "--ledger", url,
+               "deploy", "--env", "staging", "--manifest", str(path), "--execute", template,
+               "--parallel", "distribute=1"]  # fmt: skip
+    coordinator = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while "start distribute n0" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the rollout never started"
+        time.sleep(0.05)
+    coordinator.send_signal(signal.SIGINT)  # Ctrl-C, to the coordinator only
+    output, _ = coordinator.communicate(timeout=60)
+    assert coordinator.returncode == 1, output
+    assert b"steps done" in output
+    # The step that was running finished and was recorded; no other step started.
+    assert log.read_text().splitlines() == ["start distribute n0", "end distribute n0"]
+    assert run(url, "project").exit_code == 0
+    generation = as_json(run(url, "generation", "1", "--env", "staging", "--json"))
+    assert generation["status"] == "failed"
+    assert generation["failure"] == "interrupted by the operator after 1 of 6 steps"
+    assert kinds(url)[-2:] == ["distribution_completed", "generation_failed"]
