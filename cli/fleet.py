@@ -22,6 +22,16 @@ from projections.metrics import metrics as delivery_metrics
 
 env_option = click.option("--env", help="Only this environment (e.g. production).")
 json_option = click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+TOPOLOGY_COLUMNS = [
+    ("env", "env"),
+    ("host", "host"),
+    ("service", "service"),
+    ("build_id", "build"),
+    ("version", "version"),
+    ("since", "since (UTC)"),
+    ("generation", "gen"),
+    ("health", "health"),
+]
 
 
 def _bad(row: dict[str, Any]) -> str | None:
@@ -55,16 +65,7 @@ def topology(
     ]
     output.answer(
         rows,
-        [
-            ("env", "env"),
-            ("host", "host"),
-            ("service", "service"),
-            ("build_id", "build"),
-            ("version", "version"),
-            ("since", "since (UTC)"),
-            ("generation", "gen"),
-            ("health", "health"),
-        ],
+        TOPOLOGY_COLUMNS,
         as_json=as_json,
         empty="nothing is active",
         style=_bad,

@@ -9,23 +9,12 @@ import click
 from rich.markup import escape
 
 from cli import output
-from cli.fleet import env_option, json_option
+from cli.fleet import TOPOLOGY_COLUMNS, env_option, json_option
 from cli.params import timestamp
 from cli.session import Session, pass_session
 from projections import queries
 from projections.replay import ReplayPoint, as_recorded_at, before_next_generation, replayed
 from projections.store import to_micros
-
-PLACEMENT_COLUMNS = [
-    ("env", "env"),
-    ("host", "host"),
-    ("service", "service"),
-    ("build_id", "build"),
-    ("version", "version"),
-    ("since", "since (UTC)"),
-    ("generation", "gen"),
-    ("health", "health"),
-]
 
 
 @click.command()
@@ -138,7 +127,7 @@ def _show(answer: dict[str, Any], point: ReplayPoint, host: str | None) -> None:
             empty=f"nothing was active on {host}",
         )
     else:
-        output.rows_table(answer["topology"], PLACEMENT_COLUMNS, empty="nothing was active")
+        output.rows_table(answer["topology"], TOPOLOGY_COLUMNS, empty="nothing was active")
     show("\n[bold]Generations then[/bold]")
     output.rows_table(
         answer["generations"],

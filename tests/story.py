@@ -130,3 +130,20 @@ class Story:
     def record(self, ledger: Ledger) -> None:
         ledger.append(self.events)
         self.events = []
+
+
+def api_upgrade() -> Story:
+    """api 1.0 (openssl 1.0.1p) on h1 and h2 in generation 1 (minutes 3-8), then 1.1
+    (openssl 1.0.2d) in generation 2 (h1 at minute 14, h2 at minute 19), both completed."""
+    s = Story()
+    old = s.build("api", "1.0", openssl("1.0.1p"))
+    new = s.build("api", "1.1", openssl("1.0.2d"))
+    s.plan(1, {("h1", "api"): old, ("h2", "api"): old})
+    s.activate("h1", "api", old, 1)
+    s.activate("h2", "api", old, 1)
+    s.add("generation_completed", number=1)
+    s.plan(2, {("h1", "api"): new, ("h2", "api"): new})
+    s.replace("h1", "api", old, new, 2)
+    s.replace("h2", "api", old, new, 2)
+    s.add("generation_completed", number=2)
+    return s

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from cli.main import root
 from ledger.application import Ledger
 from ledger.store import locate
-from tests.story import Story, build_id, openssl
+from tests.story import api_upgrade, build_id
 
 OLD, NEW = build_id("api", "1.0"), build_id("api", "1.1")
 
@@ -30,18 +30,7 @@ def url(ledger_url: str) -> str:
     """api 1.0 on h1 and h2 (generation 1, minutes 3-8), then 1.1 (generation 2: h1 at
     minute 14, h2 at minute 19); the live views are caught up."""
     ledger = Ledger(locate(ledger_url), create=True)
-    s = Story()
-    old = s.build("api", "1.0", openssl("1.0.1p"))
-    new = s.build("api", "1.1", openssl("1.0.2d"))
-    s.plan(1, {("h1", "api"): old, ("h2", "api"): old})
-    s.activate("h1", "api", old, 1)
-    s.activate("h2", "api", old, 1)
-    s.add("generation_completed", number=1)
-    s.plan(2, {("h1", "api"): new, ("h2", "api"): new})
-    s.replace("h1", "api", old, new, 2)
-    s.replace("h2", "api", old, new, 2)
-    s.add("generation_completed", number=2)
-    s.record(ledger)
+    api_upgrade().record(ledger)
     ledger.close()
     assert run(ledger_url, "project").exit_code == 0
     return ledger_url

@@ -15,7 +15,7 @@ from cli.main import root
 from ledger.application import Ledger
 from ledger.store import locate
 from tests.conftest import with_query
-from tests.story import Story, openssl
+from tests.story import api_upgrade
 
 
 def run(url: str, *args: str) -> Result:
@@ -31,18 +31,7 @@ def as_json(result: Result) -> Any:
 def url(ledger_url: str) -> str:
     """A ledger with two generations of api on two hosts: openssl 1.0.1p, then 1.0.2d."""
     ledger = Ledger(locate(ledger_url), create=True)
-    s = Story()
-    old = s.build("api", "1.0", openssl("1.0.1p"))
-    new = s.build("api", "1.1", openssl("1.0.2d"))
-    s.plan(1, {("h1", "api"): old, ("h2", "api"): old})
-    s.activate("h1", "api", old, 1)
-    s.activate("h2", "api", old, 1)
-    s.add("generation_completed", number=1)
-    s.plan(2, {("h1", "api"): new, ("h2", "api"): new})
-    s.replace("h1", "api", old, new, 2)
-    s.replace("h2", "api", old, new, 2)
-    s.add("generation_completed", number=2)
-    s.record(ledger)
+    api_upgrade().record(ledger)
     ledger.close()
     if "postgresql" in ledger_url:  # queries do not catch PostgreSQL views up
         assert run(ledger_url, "project").exit_code == 0
