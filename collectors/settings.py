@@ -1,0 +1,115 @@
+"""How the collectors are configured: flags, environment variables and a settings file.
+
+Precedence, highest first: command-line flags, environment variables (``LEDGER_…``,
+e.g. ``LEDGER_RIEMANN=riemann.internal:5555``, ``LEDGER_SLACK_WEBHOOK=https://…``), a
+settings file (TOML, ``--config FILE`` or ``LEDGER_CONFIG``), then the defaults below.
+The webhook URL is a secret: it is kept as a ``SecretStr``, so it prints as
+``**********`` in logs, reprs and errors.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from ledger.errors import InvalidInput
+from ledger.events import describe_error
+
+
+class CollectSettings(BaseSettings):
+    """Everything `ledger collect` needs besides the ledger itself."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="forbid", frozen=True)
+
+    riemann: str | None = Field(
+        default=None, description="Riemann server as HOST:PORT (TCP); unset: no Riemann."
+    )
+    riemann_tls: bool = Field(default=False, description="Connect to Riemann over TLS.")
+    riemann_ca: Path | None = Field(default=None, description="CA bundle for Riemann's cert.")
+    riemann_cert: Path | None = Field(default=None, description="Client certificate (PEM).")
+    riemann_key: Path | None = Field(default=None, description="Client certificate's key.")
+    riemann_batch: int = Field(default=500, ge=1, le=10_000, description="Events per message.")
+    gauge_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between gauges sent from the views."
+    )
+    slack_webhook: SecretStr | None = Field(
+        default=None, description="Slack incoming-webhook URL (a secret); unset: no Slack."
+    )
+    rules: Path | None = Field(default=None, description="Alert rules file (TOML).")
+    group_wait: float = Field(
+        default=30.0, ge=0, description="Seconds to wait before a group's first message."
+    )
+    group_interval: float = Field(
+        default=300.0, ge=0, description="Seconds between messages about a changed group."
+    )
+    repeat_interval: float = Field(
+        default=4 * 3600.0, ge=0, description="Seconds before an unchanged alert is re-sent."
+    )
+    poll_interval: float = Field(
+        default=0.5, gt=0, description="Seconds between looks at the ledger when idle."
+    )
+
+    @field_validator("riemann")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT (riemann.internal:5555), not {value!r}")
+        return value
+
+    @property
+    def riemann_address(self) -> tuple[str, int] | None:
+        if self.riemann is None:
+            return None
+        host, _, port = self.riemann.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+def load_settings(config: Path | None = None, **flags: Any) -> CollectSettings:
+    """The settings: ``flags`` that were given (``None`` means not given) over the
+    environment over ``config`` (TOML) over the defaults. Refuses unknown or bad values,
+    naming the setting."""
+    from_file: dict[str, Any] = {}
+    if config is not None:
+        try:
+            from_file = tomllib.loads(config.read_text())
+        except OSError as error:
+            raise InvalidInput(f"{config}: cannot read it: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise InvalidInput(f"{config}: not valid TOML: {error}") from None
+        if unknown := sorted(set(from_file) - set(CollectSettings.model_fields)):
+            raise InvalidInput(
+                f"{config}: unknown settings {', '.join(unknown)}; known: "
+                + ", ".join(sorted(CollectSettings.model_fields))
+            )
+
+    class Settings(CollectSettings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            file = InitSettingsSource(settings_cls, init_kwargs=from_file)
+            return init_settings, env_settings, file
+
+    try:
+        settings = Settings(**{name: value for name, value in flags.items() if value is not None})
+    except ValidationError as error:
+        field, reason = describe_error(error.errors(include_url=False)[0])
+        raise InvalidInput(f"setting {field or '?'}: {reason}") from None
+    return CollectSettings.model_construct(**dict(settings))
