@@ -1,4 +1,3 @@
-"""Followers of the ledger's stream that push outward (Riemann, Slack, Kafka).
-
-Not built yet: see collectors/README.md.
+"""Followers of the ledger's stream that push outward: Riemann (events and gauges) and
+Slack (grouped alerts); Kafka is not built yet. The modules: collectors/README.md.
 """
