@@ -29,3 +29,8 @@ schema:
 
 tour:
 	.venv/bin/python tools/tour.py
+
+# The Riemann collector: throughput next to raw riemann-client, and added latency; a few minutes.
+.PHONY: bench-collectors
+bench-collectors:
+	.venv/bin/python -m bench.collectors

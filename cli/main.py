@@ -8,7 +8,20 @@ from typing import Any
 
 import click
 
-from cli import audit, demo, deploy, events, fleet, hosts, importers, projections, replay, store
+from cli import (
+    audit,
+    collect,
+    demo,
+    deploy,
+    events,
+    fleet,
+    hosts,
+    importers,
+    projections,
+    replay,
+    store,
+)
+from cli.alerts import alerts, silence
 from cli.errors import explain
 from cli.output import error_console
 from cli.session import Session
@@ -103,6 +116,9 @@ for command in (
     hosts.reconstruct,
     replay.replay,
     importers.import_group,
+    collect.collect,
+    alerts,
+    silence,
 ):
     root.add_command(command)
 

@@ -9,10 +9,8 @@ write: recording the plan is the caller's decision (``--dry-run`` records nothin
 
 from __future__ import annotations
 
-import gc
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, Literal, ParamSpec
@@ -22,6 +20,7 @@ import orjson
 from ledger.application import batched
 from ledger.errors import InvalidInput
 from ledger.events import ManifestEntry
+from ledger.memory import cycle_collection_paused
 from ledger.planner import (
     Desired,
     Running,
@@ -40,29 +39,15 @@ from projections.view import IN_LIST
 Reason = Literal["deploy", "rollback"]
 
 
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Planning a large fleet allocates hundreds of thousands of tuples and dicts, none
-    of them in reference cycles; Python's cycle collector would walk them all again and
-    again as they pile up (a third of the time on 10,000 hosts). Refcounting frees them."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 P = ParamSpec("P")
 
 
 def _planning(function: Callable[P, Plan]) -> Callable[P, Plan]:
-    """Plans without the cycle collector (see ``_no_cycle_collection``)."""
+    """Plans without the cycle collector (see ``ledger.memory``)."""
 
     @wraps(function)
     def plan(*args: P.args, **kwargs: P.kwargs) -> Plan:
-        with _no_cycle_collection():
+        with cycle_collection_paused():
             return function(*args, **kwargs)
 
     return plan

@@ -1,0 +1,122 @@
+"""ledger collect: follow the ledger and push every event to Riemann, alerts to Slack."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from cli.session import Session, pass_session
+from collectors.riemann import RiemannCollector
+from collectors.run import Collector, run
+from collectors.settings import load_settings
+from collectors.slack import SlackCollector
+from ledger.store import locate
+
+CONFIG_VARIABLE = "LEDGER_CONFIG"
+
+
+@click.command()
+@click.option("--riemann", metavar="HOST:PORT", help="Send every event and gauges to Riemann.")
+@click.option("--riemann-tls", is_flag=True, default=None, help="Connect to Riemann over TLS.")
+@click.option("--riemann-ca", type=click.Path(dir_okay=False), help="CA bundle (PEM) for TLS.")
+@click.option("--riemann-cert", type=click.Path(dir_okay=False), help="Client certificate (PEM).")
+@click.option("--riemann-key", type=click.Path(dir_okay=False), help="Client certificate's key.")
+@click.option(
+    "--slack-webhook",
+    metavar="URL",
+    help="Slack incoming-webhook URL for alerts (a secret: prefer LEDGER_SLACK_WEBHOOK).",
+)
+@click.option("--rules", type=click.Path(dir_okay=False), help="Alert rules file (TOML).")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True),
+    envvar=CONFIG_VARIABLE,
+    help=f"Settings file (TOML) with any of these settings (env: {CONFIG_VARIABLE}).",
+)
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Deliver everything there is (waiting out group waits and rate limits), then stop.",
+)
+@pass_session
+def collect(session: Session, /, config: str | None, once: bool, **flags: Any) -> None:
+    """Follow the ledger: every event to Riemann, alerts to Slack.
+
+    Each collector keeps its own position in the ledger's database: after a crash or
+    a restart it resumes where it was confirmed, nothing lost, nothing already
+    confirmed sent again. While Riemann or Slack is down the ledger keeps accepting
+    events; the collector backs off and catches up afterwards. Settings come from the
+    flags, then LEDGER_… environment variables (LEDGER_RIEMANN, LEDGER_SLACK_WEBHOOK,
+    LEDGER_GROUP_WAIT, …), then --config FILE; see docs/collectors.md.
+
+    \b
+    Example:
+      ledger collect --riemann riemann.internal:5555
+      LEDGER_SLACK_WEBHOOK=https://hooks.slack.com/services/… ledger collect \\
+        --riemann riemann.internal:5554 --riemann-tls --riemann-ca ca.pem --rules alerts.toml
+    """
+    paths = {"riemann_ca", "riemann_cert", "riemann_key", "rules"}
+    given = {k: Path(v) if k in paths and v is not None else v for k, v in flags.items()}
+    settings = load_settings(Path(config) if config else None, **given)
+    if settings.riemann is None and settings.slack_webhook is None:
+        raise click.UsageError(
+            "nothing to collect to: give --riemann HOST:PORT and/or --slack-webhook URL "
+            "(or LEDGER_RIEMANN / LEDGER_SLACK_WEBHOOK)"
+        )
+    _log_to_stderr(session.debug)
+    ledger = session.open()
+    views = locate(session.views_url) if session.views_url else None
+    collectors: list[Collector] = []
+    if settings.riemann is not None:
+        collectors.append(RiemannCollector(ledger, settings, views_location=views))
+    if settings.slack_webhook is not None:
+        collectors.append(SlackCollector(ledger, settings, views_location=views))
+    stop = threading.Event()
+    for name in ("SIGINT", "SIGTERM"):
+        signal.signal(getattr(signal, name), _stopper(stop))
+    log = logging.getLogger("ledger.collect")
+    log.info("following %s: %s", ledger.location.display, ", ".join(c.name for c in collectors))
+    try:
+        if once:
+            _until_done(collectors, settings.poll_interval, stop)
+        else:
+            run(collectors, poll_interval=settings.poll_interval, stop=stop)
+    finally:
+        for collector in collectors:
+            collector.close()
+        ledger.close()
+    log.info("stopped")
+
+
+def _until_done(collectors: list[Collector], poll_interval: float, stop: threading.Event) -> None:
+    """Step until no collector has anything left to do now or later (a Slack message
+    held back by the rate limit, a group still in its group wait). Errors end it."""
+    while not stop.is_set():
+        busy = [collector.step() for collector in collectors]
+        if any(busy):
+            continue
+        if not any(getattr(collector, "pending", lambda: False)() for collector in collectors):
+            return
+        stop.wait(poll_interval)
+
+
+def _stopper(stop: threading.Event) -> Any:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    return handler
+
+
+def _log_to_stderr(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log = logging.getLogger("ledger")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
