@@ -175,10 +175,17 @@ def history(
 
 @click.command()
 @env_option
+@click.option(
+    "--generation",
+    type=click.IntRange(min=1),
+    help="Only failures recorded as part of this generation (activations, the generation).",
+)
 @click.option("--anomalies", is_flag=True, help="Only facts that contradict the stream.")
 @json_option
 @pass_session
-def failures(session: Session, env: str | None, anomalies: bool, as_json: bool) -> None:
+def failures(
+    session: Session, env: str | None, generation: int | None, anomalies: bool, as_json: bool
+) -> None:
     """Show failures and anomalies, in ledger order.
 
     Failed builds, distributions, activations and generations, drains that timed out,
@@ -188,9 +195,12 @@ def failures(session: Session, env: str | None, anomalies: bool, as_json: bool) 
     \b
     Example:
       ledger failures --env production
+      ledger failures --env production --generation 42
       ledger failures --anomalies --json
     """
     rows = queries.failures(session.views(), env)
+    if generation is not None:
+        rows = [row for row in rows if row["generation"] == generation]
     if anomalies:
         rows = [row for row in rows if row["problem"] == "anomaly"]
     output.answer(

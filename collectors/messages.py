@@ -145,7 +145,8 @@ def commands(notice: GroupNotice) -> list[str]:
     alerts = [*notice.firing, *notice.resolved]
     found: list[str] = []
     if any(a.kind in GENERATION_KINDS for a in alerts):
-        found.append(f"ledger failures --env {env}")
+        of = f" --generation {notice.generation}" if notice.generation else ""
+        found.append(f"ledger failures --env {env}{of}")
     if notice.generation:
         found.append(f"ledger generation {notice.generation} --env {env}")
     if any(a.kind == "drift" for a in alerts):

@@ -122,12 +122,16 @@ def test_the_commands_a_message_suggests_work(
         for request in slack.requests
         for command in request.body["blocks"][-1]["elements"][0]["text"].split("`")[1::2]
     ]
-    assert "ledger failures --env production" in commands
+    assert "ledger failures --env production --generation 2" in commands
     assert "ledger generation 2 --env production" in commands
     assert "ledger history --host web-007 --env production" in commands
     for command in commands:
         result = cli(ledger, *shlex.split(command)[1:])
         assert result.exit_code == 0, f"{command}: {result.output}"
+    failures = cli(ledger, "failures", "--env", "production", "--generation", "2", "--json")
+    assert sorted(f["problem"] for f in json.loads(failures.stdout)) == [
+        "activation failed", "activation failed", "generation failed"
+    ]  # fmt: skip
     collector.close()
 
 
