@@ -18,6 +18,7 @@ from cli import (
     hosts,
     importers,
     projections,
+    publish,
     replay,
     store,
 )
@@ -117,6 +118,7 @@ for command in (
     replay.replay,
     importers.import_group,
     collect.collect,
+    publish.publish,
     alerts,
     silence,
 ):

@@ -1,0 +1,160 @@
+"""Every ledger event to a Kafka topic, in ledger order: a published replica of the ledger.
+
+Each event becomes one record (see ``docs/kafka.md``): the key is the event's host, or
+its env for fleet-wide events (builds, generations), so a host's events stay in one
+partition, in order; the value is the event's documented JSON form; the headers carry
+the ledger ``position``, the ``event_id``, the ``kind`` and the chain ``hash``.
+
+Delivery is at least once, and ordered: the publisher reads a batch after its confirmed
+position (``Collector/kafka``), sends it through an idempotent producer (``acks=all``,
+``enable_idempotence=True``, at most 5 requests in flight, so retries neither reorder
+nor duplicate within one producer session), waits until the broker acknowledged every
+record, and only then confirms. After a crash, or a failure that drops the producer,
+the batch after the confirmed position is sent again: duplicates only ever repeat that
+unacknowledged tail, and a consumer drops them by position. While the broker is down
+every step raises (the loop in ``collectors.run`` backs off) and the ledger keeps the
+backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
+
+from collectors.follower import Follower
+from ledger.application import Ledger
+from ledger.domain import CHAIN_ID, LedgerEntry
+from projections.view import Fact
+
+log = logging.getLogger("ledger.collect")
+
+POSITION_HEADER = "position"
+EVENT_ID_HEADER = "event_id"
+KIND_HEADER = "kind"
+HASH_HEADER = "hash"
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    bootstrap: str
+    topic: str
+    batch: int = 1000
+    timeout: float = 30.0
+    """Seconds a batch may take from send to the broker's last acknowledgement."""
+    client_id: str = "deploy-ledger-publish"
+
+
+def key_of(fact: Fact) -> bytes:
+    """The record key: the host, or the env for fleet-wide events."""
+    e = fact.event
+    return str(e.get("host") or e["env"]).encode()
+
+
+def headers_of(fact: Fact, chain_hash: str) -> list[tuple[str, bytes]]:
+    return [
+        (POSITION_HEADER, str(fact.position).encode()),
+        (EVENT_ID_HEADER, str(fact.event["event_id"]).encode()),
+        (KIND_HEADER, fact.kind.encode()),
+        (HASH_HEADER, chain_hash.encode()),
+    ]
+
+
+def open_producer(settings: PublishSettings) -> Any:
+    """An idempotent producer with ``acks=all``; refuses to run without idempotence."""
+    timeout_ms = int(settings.timeout * 1000)
+    request_ms = max(1000, timeout_ms // 3)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap.split(","),
+        client_id=settings.client_id,
+        acks="all",
+        enable_idempotence=True,  # explicit: a conflicting setting then raises
+        max_in_flight_requests_per_connection=5,
+        linger_ms=5,
+        max_block_ms=timeout_ms,
+        request_timeout_ms=request_ms,
+        delivery_timeout_ms=timeout_ms + request_ms,
+    )
+    if not producer.config["enable_idempotence"] or producer.config["acks"] != -1:
+        producer.close(timeout=0)
+        raise RuntimeError("the Kafka producer is not idempotent with acks=all")
+    return producer
+
+
+class Publisher:
+    """Follows the ledger from its own position (``Collector/kafka``) to a Kafka topic."""
+
+    name = "kafka"
+
+    def __init__(self, ledger: Ledger, settings: PublishSettings) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.follower = Follower(ledger, self.name, batch=settings.batch)
+        self.position = self.follower.position()
+        self.producer: Any = None
+
+    def step(self) -> bool:
+        """Publish the next batch and confirm it once every record is acknowledged;
+        whether there was anything to publish. Raises when the broker did not ack."""
+        facts, hashes = self.read()
+        if not facts:
+            return False
+        if self.producer is None:
+            self.producer = open_producer(self.settings)
+        try:
+            self.publish(facts, hashes)
+        except BaseException:
+            # Records still queued in this producer must not go out after the ones the
+            # next attempt sends: drop the producer, start the next attempt afresh.
+            self.drop_producer()
+            raise
+        self.follower.confirm(facts[-1].notification_id)
+        self.position = facts[-1].notification_id
+        return True
+
+    def read(self) -> tuple[list[Fact], list[str]]:
+        """The next batch of facts after the position, with their chain hashes."""
+        notifications = self.ledger.recorder.select_notifications(
+            self.position, self.settings.batch, inclusive_of_start=False
+        )
+        to_domain_event = self.ledger.mapper.to_domain_event
+        facts: list[Fact] = []
+        hashes: list[str] = []
+        for notification in notifications:
+            if notification.originator_id != CHAIN_ID:
+                continue
+            entry = cast(LedgerEntry, to_domain_event(notification))
+            facts.append(Fact.from_entry(notification.id, entry))
+            hashes.append(entry.hash)
+        return facts, hashes
+
+    def publish(self, facts: Sequence[Fact], hashes: Sequence[str]) -> None:
+        topic, send = self.settings.topic, self.producer.send
+        futures = [
+            send(topic, key=key_of(fact), value=orjson.dumps(fact.event),
+                 headers=headers_of(fact, chain_hash))
+            for fact, chain_hash in zip(facts, hashes, strict=True)
+        ]  # fmt: skip
+        self.producer.flush(timeout=self.settings.timeout)
+        for future in futures:
+            if not future.is_done:
+                raise KafkaTimeoutError(f"no acknowledgement in {self.settings.timeout} s")
+            if future.failed():
+                raise future.exception
+        log.debug("kafka: published positions %d-%d", facts[0].position, facts[-1].position)
+
+    def drop_producer(self) -> None:
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            producer.close(timeout=0)
+
+    def close(self) -> None:
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            producer.close(timeout=self.settings.timeout)
+        self.follower.close()
