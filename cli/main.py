@@ -20,6 +20,7 @@ from cli import (
     projections,
     publish,
     replay,
+    restore,
     store,
 )
 from cli.alerts import alerts, silence
@@ -119,6 +120,7 @@ for command in (
     importers.import_group,
     collect.collect,
     publish.publish,
+    restore.restore,
     alerts,
     silence,
 ):
