@@ -70,7 +70,7 @@ def collect(session: Session, /, config: str | None, once: bool, **flags: Any) -
             "nothing to collect to: give --riemann HOST:PORT and/or --slack-webhook URL "
             "(or LEDGER_RIEMANN / LEDGER_SLACK_WEBHOOK)"
         )
-    _log_to_stderr(session.debug)
+    log_to_stderr(session.debug)
     ledger = session.open()
     views = locate(session.views_url) if session.views_url else None
     collectors: list[Collector] = []
@@ -80,7 +80,7 @@ def collect(session: Session, /, config: str | None, once: bool, **flags: Any) -
         collectors.append(SlackCollector(ledger, settings, views_location=views))
     stop = threading.Event()
     for name in ("SIGINT", "SIGTERM"):
-        signal.signal(getattr(signal, name), _stopper(stop))
+        signal.signal(getattr(signal, name), stopper(stop))
     log = logging.getLogger("ledger.collect")
     log.info("following %s: %s", ledger.location.display, ", ".join(c.name for c in collectors))
     try:
@@ -107,14 +107,14 @@ def _until_done(collectors: list[Collector], poll_interval: float, stop: threadi
         stop.wait(poll_interval)
 
 
-def _stopper(stop: threading.Event) -> Any:
+def stopper(stop: threading.Event) -> Any:
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     return handler
 
 
-def _log_to_stderr(debug: bool) -> None:
+def log_to_stderr(debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log = logging.getLogger("ledger")

@@ -5,24 +5,33 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
-from cli.collect import _log_to_stderr, _stopper
+from cli.collect import log_to_stderr, stopper
 from cli.session import Session, pass_session
 from collectors.publish import Publisher, PublishSettings
 from collectors.run import run
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def bootstrap_option(flag: str) -> Callable[[F], F]:
+    """The Kafka bootstrap servers, as ``flag`` or LEDGER_KAFKA (publish and restore)."""
+    return click.option(
+        flag,
+        "bootstrap",
+        required=True,
+        envvar="LEDGER_KAFKA",
+        metavar="HOST:PORT[,…]",
+        help="Kafka bootstrap servers (env: LEDGER_KAFKA).",
+    )
+
 
 @click.command()
-@click.option(
-    "--kafka",
-    "bootstrap",
-    required=True,
-    envvar="LEDGER_KAFKA",
-    metavar="HOST:PORT[,…]",
-    help="Kafka bootstrap servers (env: LEDGER_KAFKA).",
-)
+@bootstrap_option("--kafka")
 @click.option(
     "--topic", default="ledger.events", show_default=True, help="The topic to publish to."
 )
@@ -64,13 +73,13 @@ def publish(
       ledger publish --kafka kafka1:9092,kafka2:9092 --topic ledger.events
       ledger --ledger postgresql://ledger@db/ledger publish --kafka kafka1:9092 --once
     """
-    _log_to_stderr(session.debug)
+    log_to_stderr(session.debug)
     ledger = session.open()
     settings = PublishSettings(bootstrap=bootstrap, topic=topic, batch=batch, timeout=timeout)
     publisher = Publisher(ledger, settings)
     stop = threading.Event()
     for name in ("SIGINT", "SIGTERM"):
-        signal.signal(getattr(signal, name), _stopper(stop))
+        signal.signal(getattr(signal, name), stopper(stop))
     log = logging.getLogger("ledger.collect")
     log.info("publishing %s to %s on %s", ledger.location.display, topic, bootstrap)
     try:

@@ -6,6 +6,7 @@ import click
 
 from cli import output
 from cli.errors import TAMPERED
+from cli.publish import bootstrap_option
 from cli.session import Session, pass_session
 from collectors.restore import (
     RestoreMismatch,
@@ -18,14 +19,7 @@ from collectors.restore import (
 
 
 @click.command()
-@click.option(
-    "--from-kafka",
-    "bootstrap",
-    required=True,
-    envvar="LEDGER_KAFKA",
-    metavar="HOST:PORT[,…]",
-    help="Kafka bootstrap servers (env: LEDGER_KAFKA).",
-)
+@bootstrap_option("--from-kafka")
 @click.option(
     "--topic", default="ledger.events", show_default=True,
     help="The topic `ledger publish` wrote to.",
