@@ -34,3 +34,8 @@ tour:
 .PHONY: bench-collectors
 bench-collectors:
 	.venv/bin/python -m bench.collectors
+
+# Kafka publishing: ledger publish next to raw kafka-python, against a Tansu broker; a few minutes.
+.PHONY: bench-kafka
+bench-kafka:
+	.venv/bin/python -m bench.kafka
