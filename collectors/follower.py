@@ -48,15 +48,25 @@ class Follower:
 
     def read(self, after: int, limit: int | None = None) -> list[Fact]:
         """Up to ``limit`` facts (of the collector's kinds) after notification ``after``."""
+        return self.read_with_hashes(after, limit)[0]
+
+    def read_with_hashes(
+        self, after: int, limit: int | None = None
+    ) -> tuple[list[Fact], list[str]]:
+        """``read``, with each fact's chain hash (for consumers that verify the chain)."""
         notifications = self.ledger.recorder.select_notifications(
             after, limit or self.batch, topics=self.topics, inclusive_of_start=False
         )
         to_domain_event = self.ledger.mapper.to_domain_event
-        return [
-            Fact.from_entry(n.id, cast(LedgerEntry, to_domain_event(n)))
-            for n in notifications
-            if n.originator_id == CHAIN_ID
-        ]
+        facts: list[Fact] = []
+        hashes: list[str] = []
+        for notification in notifications:
+            if notification.originator_id != CHAIN_ID:
+                continue
+            entry = cast(LedgerEntry, to_domain_event(notification))
+            facts.append(Fact.from_entry(notification.id, entry))
+            hashes.append(entry.hash)
+        return facts, hashes
 
     def confirm(self, notification_id: int, also: Callable[[Tx], None] | None = None) -> None:
         """Move the position to ``notification_id``, with ``also``'s writes in the same
@@ -65,15 +75,6 @@ class Follower:
             if also is not None:
                 also(tx)
             self.store.track(tx, Tracking(self.name, notification_id))
-
-    def lag(self) -> int:
-        """Facts of the collector's kinds still to deliver (up to the head)."""
-        position = self.position()
-        count = 0
-        while facts := self.read(position, 10_000):
-            count += len(facts)
-            position = facts[-1].notification_id
-        return count
 
     def close(self) -> None:
         self.store.datastore.close()

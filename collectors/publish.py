@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from kafka import KafkaProducer
@@ -29,7 +29,6 @@ from kafka.errors import KafkaTimeoutError
 
 from collectors.follower import Follower
 from ledger.application import Ledger
-from ledger.domain import CHAIN_ID, LedgerEntry
 from projections.view import Fact
 
 log = logging.getLogger("ledger.collect")
@@ -119,19 +118,7 @@ class Publisher:
 
     def read(self) -> tuple[list[Fact], list[str]]:
         """The next batch of facts after the position, with their chain hashes."""
-        notifications = self.ledger.recorder.select_notifications(
-            self.position, self.settings.batch, inclusive_of_start=False
-        )
-        to_domain_event = self.ledger.mapper.to_domain_event
-        facts: list[Fact] = []
-        hashes: list[str] = []
-        for notification in notifications:
-            if notification.originator_id != CHAIN_ID:
-                continue
-            entry = cast(LedgerEntry, to_domain_event(notification))
-            facts.append(Fact.from_entry(notification.id, entry))
-            hashes.append(entry.hash)
-        return facts, hashes
+        return self.follower.read_with_hashes(self.position, self.settings.batch)
 
     def publish(self, facts: Sequence[Fact], hashes: Sequence[str]) -> None:
         topic, send = self.settings.topic, self.producer.send
