@@ -44,7 +44,8 @@ from kafka.errors import KafkaTimeoutError
 from bench.collectors import demo_events
 from bench.machine import describe
 from bench.postgres import create_schema, ledger_url, postgres_server, server_settings
-from collectors.publish import Publisher, PublishSettings, headers_of, key_of, open_producer
+from collectors.kafka_client import open_producer, record_key
+from collectors.publish import Publisher, PublishSettings, headers_of
 from ledger.application import Ledger, append_in_batches, batched, numbered_batches
 from ledger.store import locate
 from tests.services.kafka import KafkaBroker
@@ -103,7 +104,7 @@ def prebuilt(ledger: Ledger, batch: int) -> list[Record]:
         if not facts:
             break
         records += [
-            (key_of(fact), orjson.dumps(fact.event), headers_of(fact, chain_hash))
+            (record_key(fact.event), orjson.dumps(fact.event), headers_of(fact, chain_hash))
             for fact, chain_hash in zip(facts, hashes, strict=True)
         ]
         reader.position = facts[-1].notification_id
@@ -115,7 +116,9 @@ def raw_round(settings: PublishSettings, records: list[Record]) -> float:
     """kafka-python alone: the records in batches, a flush and every future checked after
     each; events/s."""
     started = time.perf_counter()
-    producer = open_producer(settings)
+    producer = open_producer(
+        settings.bootstrap, client_id=settings.client_id, timeout=settings.timeout
+    )
     topic, send = settings.topic, producer.send
     for chunk in batched(records, settings.batch):
         futures = [send(topic, key=key, value=value, headers=headers)
@@ -203,12 +206,12 @@ PHASES = {
     "Publisher.read": ("publish.py", "read"),
     "Publisher.publish": ("publish.py", "publish"),
     "Follower.confirm": ("follower.py", "confirm"),
-    "open_producer": ("publish.py", "open_producer"),
+    "open_producer": ("kafka_client.py", "open_producer"),
     "KafkaProducer.send": ("kafka/producer/kafka.py", "send"),
     "KafkaProducer.flush": ("kafka/producer/kafka.py", "flush"),
     "orjson.dumps": ("~", "<orjson.dumps>"),
     "headers_of": ("publish.py", "headers_of"),
-    "key_of": ("publish.py", "key_of"),
+    "record_key": ("kafka_client.py", "record_key"),
 }
 
 

@@ -1,4 +1,4 @@
-"""``ledger record``, ``ingest``, ``log`` and ``schema``: putting events in, reading them out."""
+"""``ledger record``, ``log`` and ``schema``: putting events in one by one, reading them out."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from cli.session import Session, pass_session
 from ledger.application import StoredFact
 from ledger.errors import InvalidInput
 from ledger.events import EVENT_ADAPTER, KINDS, Envelope, json_schema
-from ledger.importers.jsonl import ingest as ingest_jsonl
 
 ENVELOPE_FIELDS = {*Envelope.model_fields, "kind"}
 LIST_OF_OBJECTS = {"closure", "manifest"}
@@ -157,40 +156,6 @@ def record() -> None:
 
 for _kind, _model in KINDS.items():
     record.add_command(_record_command(_kind, _model))
-
-
-@click.command()
-@click.argument("file", type=click.File("rb"))
-@click.option("--batch-size", default=1000, show_default=True, help="Events per transaction.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@pass_session
-def ingest(session: Session, file: IO[bytes], batch_size: int, as_json: bool) -> None:
-    """Append events from a JSON Lines file (one event per line; - reads stdin).
-
-    The whole file is checked first: if any line is invalid, every bad line is
-    reported (line, field, reason) and nothing is stored. Lines whose event_id is
-    already stored are skipped and counted, so re-running an ingest is safe.
-
-    \b
-    Example:
-      ledger ingest events.jsonl
-      ledger log --json | LEDGER_URL=copy.db ledger ingest -
-    """
-    ledger = session.open()
-    with output.progress_bars(["checking", "appending"], _size(file), unit="bytes") as advance:
-        report = ingest_jsonl(ledger, file, source="file", batch_size=batch_size, progress=advance)
-    if as_json:
-        output.print_json(report.__dict__)
-    else:
-        output.ingest_report(report)
-
-
-def _size(file: IO[bytes]) -> int | None:
-    try:
-        return file.seek(0, 2) if file.seekable() else None
-    finally:
-        if file.seekable():
-            file.seek(0)
 
 
 @click.command()

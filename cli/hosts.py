@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import click
@@ -21,24 +22,53 @@ from projections import drift as drift_query
 from projections.reconstruct import ADDED, CHANGED, REMOVED, Reconstruction, reconstruction
 from projections.runner import Views
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def host_report_options(command: F) -> F:
+    """HOST, --manifest, --env, --actor, --at: what a host report is made of."""
+    for option in reversed(
+        [
+            click.argument("host"),
+            click.option(
+                "--manifest",
+                "manifest_file",
+                required=True,
+                metavar="FILE",
+                help="What the agent found active: a JSON manifest file (- reads stdin).",
+            ),
+            click.option("--env", required=True, help="The host's environment (e.g. production)."),
+            click.option(
+                "--actor", default=default_actor, show_default="user@host", help="Who reports it."
+            ),
+            click.option(
+                "--at",
+                "at_",
+                metavar="TIME",
+                help="When the host was inspected (ISO 8601 with a timezone; default: now).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def host_report(
+    host: str, manifest_file: str, env: str, actor: str, at_: str | None
+) -> HostReported:
+    """The host_reported event of the options of ``host_report_options``."""
+    return HostReported(
+        event_id=uuid4(),
+        env=env,
+        occurred_at=timestamp(at_, "--at") or datetime.now(UTC),
+        actor=actor,
+        host=host,
+        manifest=read_manifest(manifest_file, host=host),
+    )
+
 
 @click.command("report-host")
-@click.argument("host")
-@click.option(
-    "--manifest",
-    "manifest_file",
-    required=True,
-    metavar="FILE",
-    help="What the agent found active: a JSON manifest file (- reads stdin).",
-)
-@click.option("--env", required=True, help="The host's environment (e.g. production).")
-@click.option("--actor", default=default_actor, show_default="user@host", help="Who reports it.")
-@click.option(
-    "--at",
-    "at_",
-    metavar="TIME",
-    help="When the host was inspected (ISO 8601 with a timezone; default: now).",
-)
+@host_report_options
 @json_option
 @pass_session
 def report_host(
@@ -64,14 +94,7 @@ def report_host(
       agent-inventory | ledger report-host web-001 --env production --manifest - \\
         --actor agent@web-001
     """
-    event = HostReported(
-        event_id=uuid4(),
-        env=env,
-        occurred_at=timestamp(at_, "--at") or datetime.now(UTC),
-        actor=actor,
-        host=host,
-        manifest=read_manifest(manifest_file, host=host),
-    )
+    event = host_report(host, manifest_file, env, actor, at_)
     views = session.open_views()
     result = views.ledger.append([event], source="cli")[0]
     views.catch_up()  # so that the next query shows the report, on any backend

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from cli import (
+    agent,
     audit,
     collect,
     demo,
@@ -17,6 +18,7 @@ from cli import (
     fleet,
     hosts,
     importers,
+    ingest,
     projections,
     publish,
     replay,
@@ -94,7 +96,7 @@ def root(ctx: click.Context, url: str, views_url: str | None, debug: bool) -> No
 for command in (
     store.init,
     events.record,
-    events.ingest,
+    ingest.ingest,
     events.log,
     store.verify,
     events.schema,
@@ -121,6 +123,7 @@ for command in (
     collect.collect,
     publish.publish,
     restore.restore,
+    agent.agent,
     alerts,
     silence,
 ):

@@ -18,12 +18,13 @@ from collectors.run import run
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def bootstrap_option(flag: str) -> Callable[[F], F]:
-    """The Kafka bootstrap servers, as ``flag`` or LEDGER_KAFKA (publish and restore)."""
+def bootstrap_option(flag: str, *, required: bool = True) -> Callable[[F], F]:
+    """The Kafka bootstrap servers, as ``flag`` or LEDGER_KAFKA (publish, restore,
+    ingest, agent)."""
     return click.option(
         flag,
         "bootstrap",
-        required=True,
+        required=required,
         envvar="LEDGER_KAFKA",
         metavar="HOST:PORT[,…]",
         help="Kafka bootstrap servers (env: LEDGER_KAFKA).",

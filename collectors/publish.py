@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from kafka import KafkaProducer
-from kafka.errors import KafkaTimeoutError
 
 from collectors.follower import Follower
+from collectors.kafka_client import open_producer, record_key, wait_for_acks
 from ledger.application import Ledger
 from projections.view import Fact
 
@@ -49,12 +48,6 @@ class PublishSettings:
     client_id: str = "deploy-ledger-publish"
 
 
-def key_of(fact: Fact) -> bytes:
-    """The record key: the host, or the env for fleet-wide events."""
-    e = fact.event
-    return str(e.get("host") or e["env"]).encode()
-
-
 def headers_of(fact: Fact, chain_hash: str) -> list[tuple[str, bytes]]:
     return [
         (POSITION_HEADER, str(fact.position).encode()),
@@ -62,27 +55,6 @@ def headers_of(fact: Fact, chain_hash: str) -> list[tuple[str, bytes]]:
         (KIND_HEADER, fact.kind.encode()),
         (HASH_HEADER, chain_hash.encode()),
     ]
-
-
-def open_producer(settings: PublishSettings) -> Any:
-    """An idempotent producer with ``acks=all``; refuses to run without idempotence."""
-    timeout_ms = int(settings.timeout * 1000)
-    request_ms = max(1000, timeout_ms // 3)
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap.split(","),
-        client_id=settings.client_id,
-        acks="all",
-        enable_idempotence=True,  # explicit: a conflicting setting then raises
-        max_in_flight_requests_per_connection=5,
-        linger_ms=5,
-        max_block_ms=timeout_ms,
-        request_timeout_ms=request_ms,
-        delivery_timeout_ms=timeout_ms + request_ms,
-    )
-    if not producer.config["enable_idempotence"] or producer.config["acks"] != -1:
-        producer.close(timeout=0)
-        raise RuntimeError("the Kafka producer is not idempotent with acks=all")
-    return producer
 
 
 class Publisher:
@@ -104,7 +76,11 @@ class Publisher:
         if not facts:
             return False
         if self.producer is None:
-            self.producer = open_producer(self.settings)
+            self.producer = open_producer(
+                self.settings.bootstrap,
+                client_id=self.settings.client_id,
+                timeout=self.settings.timeout,
+            )
         try:
             self.publish(facts, hashes)
         except BaseException:
@@ -123,16 +99,11 @@ class Publisher:
     def publish(self, facts: Sequence[Fact], hashes: Sequence[str]) -> None:
         topic, send = self.settings.topic, self.producer.send
         futures = [
-            send(topic, key=key_of(fact), value=orjson.dumps(fact.event),
+            send(topic, key=record_key(fact.event), value=orjson.dumps(fact.event),
                  headers=headers_of(fact, chain_hash))
             for fact, chain_hash in zip(facts, hashes, strict=True)
         ]  # fmt: skip
-        self.producer.flush(timeout=self.settings.timeout)
-        for future in futures:
-            if not future.is_done:
-                raise KafkaTimeoutError(f"no acknowledgement in {self.settings.timeout} s")
-            if future.failed():
-                raise future.exception
+        wait_for_acks(self.producer, futures, self.settings.timeout)
         log.debug("kafka: published positions %d-%d", facts[0].position, facts[-1].position)
 
     def drop_producer(self) -> None:

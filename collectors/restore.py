@@ -31,10 +31,11 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from collectors.kafka_client import KafkaUnavailable
 from collectors.publish import HASH_HEADER, POSITION_HEADER
 from ledger.application import Ledger, append_in_batches, batched
 from ledger.chain import GENESIS, entry_hash
-from ledger.errors import InvalidInput, LedgerError, StoreUnavailable
+from ledger.errors import InvalidInput, LedgerError
 from ledger.events import Envelope, GenerationPlanned, describe_error, parse_event
 
 BATCH = 1000
@@ -53,10 +54,6 @@ class RestoreMismatch(LedgerError):
     def __init__(self, position: int, message: str) -> None:
         self.position = position
         super().__init__(message)
-
-
-class KafkaUnavailable(StoreUnavailable):
-    """The broker could not be reached, or the topic could not be read to its end."""
 
 
 @dataclass(frozen=True)

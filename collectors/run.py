@@ -40,11 +40,12 @@ class Backoff:
 
     failures: int = 0
     until: float = 0.0
+    ceiling: float = MAX_BACKOFF
     jitter: Callable[[float, float], float] = field(default=random.uniform)
 
     def failed(self, now: float) -> float:
         self.failures += 1
-        ceiling = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** min(self.failures - 1, 16))
+        ceiling = min(self.ceiling, FIRST_BACKOFF * 2 ** min(self.failures - 1, 16))
         delay = self.jitter(ceiling / 2, ceiling)
         self.until = now + delay
         return delay

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import orjson
 import pytest
 from kafka import KafkaConsumer
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
 
 from collectors.follower import Follower
 from collectors.publish import Publisher, PublishSettings
@@ -26,7 +24,11 @@ from ledger.application import Ledger
 from ledger.domain import CHAIN_ID, LedgerEntry
 from ledger.store import locate
 from tests.integration.test_collect_crash import rollouts, write_slowly
-from tests.services.kafka import KafkaBroker, kafka_broker  # noqa: F401 (fixture `kafka`)
+from tests.services.kafka import (  # noqa: F401 (fixture `kafka`)
+    KafkaBroker,
+    create_topic,
+    kafka_broker,
+)
 
 TOPIC = "ledger.events"
 DEADLINE = 90.0
@@ -43,17 +45,6 @@ class Record:
     @property
     def position(self) -> int:
         return int(self.headers["position"])
-
-
-def create_topic(bootstrap: str, partitions: int = 1) -> None:
-    """The topic, unless a producer's metadata request auto-created it already."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(TOPIC, partitions, 1)])
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        admin.close()
 
 
 def consume(bootstrap: str, count: int, *, last: int | None = None) -> list[Record]:
@@ -117,7 +108,7 @@ def publish_all(url: str, bootstrap: str) -> None:
 def test_every_event_in_ledger_order_with_key_headers_and_value(
     ledger_url: str, kafka: KafkaBroker
 ) -> None:
-    create_topic(kafka.bootstrap)
+    create_topic(kafka.bootstrap, TOPIC)
     story_events(ledger_url, 0, 3)
     publish_all(ledger_url, kafka.bootstrap)
     stored = entries(ledger_url)
@@ -146,7 +137,7 @@ def test_every_event_in_ledger_order_with_key_headers_and_value(
 
 
 def test_per_key_order_on_several_partitions(sqlite_url: str, kafka: KafkaBroker) -> None:
-    create_topic(kafka.bootstrap, partitions=3)
+    create_topic(kafka.bootstrap, TOPIC, partitions=3)
     story_events(sqlite_url, 0, 2)
     publish_all(sqlite_url, kafka.bootstrap)
     head = len(entries(sqlite_url))
@@ -189,7 +180,7 @@ def test_a_killed_relay_loses_nothing_and_resends_only_the_unacknowledged_tail(
 ) -> None:
     seed = random.randrange(2**32)
     rng = random.Random(seed)
-    create_topic(kafka.bootstrap)
+    create_topic(kafka.bootstrap, TOPIC)
     Ledger(locate(ledger_url), create=True).close()
     writing = threading.Thread(target=write_slowly, args=(ledger_url,))
     writing.start()
@@ -221,7 +212,7 @@ def test_a_broker_outage_is_backed_off_and_resumed_after(
     are dropped by position. (The relay may auto-create the new topic, with several
     partitions, before the test creates it: so order is checked per key there.)
     Together: every event was acknowledged by a broker, none skipped."""
-    create_topic(kafka.bootstrap)
+    create_topic(kafka.bootstrap, TOPIC)
     story_events(sqlite_url, 0, 2)
     ledger = Ledger(locate(sqlite_url))
     tracking = Follower(ledger, "kafka")
@@ -242,7 +233,7 @@ def test_a_broker_outage_is_backed_off_and_resumed_after(
         assert tracking.position() == notification_id(ledger, before)
 
         kafka.start()
-        create_topic(kafka.bootstrap)
+        create_topic(kafka.bootstrap, TOPIC)
         head = ledger.count()
         assert head > before + BATCH
         wait_for(lambda: tracking.position() == notification_id(ledger, head))

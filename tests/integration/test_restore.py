@@ -14,7 +14,6 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from cli.main import root
 from collectors.publish import Publisher, PublishSettings
@@ -22,10 +21,13 @@ from ledger.application import Ledger, StoredFact, numbered_batches
 from ledger.demo import demo_fleet
 from ledger.store import locate
 from projections.runner import VIEW_NAMES, Views
-from tests.integration.test_publish import create_topic
-from tests.services.kafka import KafkaBroker, kafka_broker  # noqa: F401 (fixture `kafka`)
+from tests.services.kafka import (  # noqa: F401 (fixture `kafka`)
+    KafkaBroker,
+    create_topic,
+    kafka_broker,
+)
 
-TOPIC = "ledger.events"  # create_topic's
+TOPIC = "ledger.events"
 BATCH = 50
 
 
@@ -67,11 +69,7 @@ def facts(url: str) -> list[StoredFact]:
 def produce(bootstrap: str, topic: str, records: Iterable[tuple[StoredFact, bytes]]) -> None:
     """Records as the publisher writes them, with the given values, on a new topic of
     one partition."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        admin.close()
+    create_topic(bootstrap, topic)
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
         for fact, value in records:
@@ -104,7 +102,7 @@ def count(url: str) -> int:
 def test_restore_rebuilds_the_ledger_with_its_head_and_views(
     original: str, ledger_url: str, kafka: KafkaBroker
 ) -> None:
-    create_topic(kafka.bootstrap)
+    create_topic(kafka.bootstrap, TOPIC)
     publish(original, kafka.bootstrap)
 
     result = restore(ledger_url, kafka.bootstrap)
@@ -133,7 +131,7 @@ def test_duplicates_across_partitions_are_dropped(
 ) -> None:
     again = str(tmp_path / "again.db")
     shutil.copy(original, again)  # the same ledger, its publisher at position 0
-    create_topic(kafka.bootstrap, partitions=3)
+    create_topic(kafka.bootstrap, TOPIC, partitions=3)
     publish(original, kafka.bootstrap)
     publish(again, kafka.bootstrap, batches=2)  # a relay re-sending from a reset position
     head = count(original)
@@ -147,7 +145,7 @@ def test_duplicates_across_partitions_are_dropped(
 def test_a_non_empty_ledger_is_refused_and_left_as_it_was(
     original: str, postgres_url: str, kafka: KafkaBroker
 ) -> None:
-    create_topic(kafka.bootstrap)
+    create_topic(kafka.bootstrap, TOPIC)
     publish(original, kafka.bootstrap)
     target = Ledger(locate(postgres_url), create=True)
     try:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
 
 STARTUP_TIMEOUT = 30.0
 
@@ -97,3 +99,14 @@ def kafka_broker() -> Iterator[KafkaBroker]:
         yield broker
     finally:
         broker.stop()
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    """The topic, unless a producer's metadata request auto-created it already."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()

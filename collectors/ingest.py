@@ -1,0 +1,350 @@
+"""Kafka ingest: workers in one consumer group append the events hosts and CI publish.
+
+Each record's value is one event in the documented JSON form (``docs/events.md``),
+keyed by host (env for fleet-wide events) so that one host's events stay in one
+partition, in order. A worker polls a batch, validates every record with the event
+models, appends the valid ones in one transaction, in partition order, and only after
+that transaction committed commits the batch's offsets. The ``event_id`` makes a
+redelivered record harmless: the append skips events already stored. So a crash, a
+rebalance or a failed commit can only make a worker see records again, never lose or
+double-store one.
+
+A record that can never be stored — not UTF-8, not JSON, not a valid event, an
+``event_id`` already stored with other content, a generation number that is taken —
+goes to the dead-letter topic: the original key and value, and headers with the error
+and the original topic, partition, offset and timestamp. The worker then moves on.
+
+Anything else that fails (the database is down, Kafka is unreachable) is temporary:
+the worker seeks back to the batch's first offsets and tries the same records again
+after a back-off, so nothing is skipped and nothing is dead-lettered for it. The
+back-off stays well under the group's ``max.poll.interval``, so a worker waiting for
+its database keeps its partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from collectors.kafka_client import (
+    KafkaUnavailable,
+    open_producer,
+    require_topics,
+    wait_for_acks,
+)
+from collectors.run import Backoff, describe
+from ledger.application import Appended, CheckState, Ledger
+from ledger.errors import EventConflict
+from ledger.events import LedgerEvent, describe_error, parse_event
+
+log = logging.getLogger("ledger.ingest")
+
+ERROR_HEADER = "error"
+MAX_CONFLICT_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    bootstrap: str
+    topic: str = "ledger.ingest"
+    group: str = "deploy-ledger-ingest"
+    dead_letter_topic: str = ""
+    """Where poison records go; empty means ``<topic>.dead-letter``."""
+    batch: int = 500
+    timeout: float = 30.0
+    """Seconds Kafka may take to answer (dead-letter acknowledgements, metadata)."""
+    max_poll_interval: float = 300.0
+    """Kafka's ``max.poll.interval.ms``, in seconds: a worker that does not poll for
+    this long leaves the group and its partitions go to the others."""
+    session_timeout: float = 10.0
+    """Kafka's ``session.timeout.ms``, in seconds: how long a worker that died (no
+    heartbeats) keeps its partitions before the group gives them to the others."""
+    client_id: str = "deploy-ledger-ingest"
+
+    @property
+    def dead_letters(self) -> str:
+        return self.dead_letter_topic or f"{self.topic}.dead-letter"
+
+    @property
+    def max_backoff(self) -> float:
+        """The longest wait between retries: well inside ``max_poll_interval``."""
+        return max(0.5, min(60.0, self.max_poll_interval / 3))
+
+
+@dataclass
+class IngestTotals:
+    records: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    """Records whose event was stored already (a redelivery, or sent twice)."""
+    dead_lettered: int = 0
+
+
+@dataclass(frozen=True)
+class Poison:
+    """A record that can never be stored, and why."""
+
+    record: Any
+    error: str
+
+
+@dataclass(frozen=True)
+class Parsed:
+    record: Any
+    event: LedgerEvent
+
+
+def parse_record(record: Any) -> Parsed | Poison:
+    """Validate one record's value as an event, or say what is wrong with it."""
+    value = record.value
+    if value is None:
+        return Poison(record, "the record has no value (a tombstone)")
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Poison(record, f"not valid UTF-8 (byte at offset {error.start})")
+    try:
+        return Parsed(record, parse_event(value))
+    except ValidationError as error:
+        reasons = []
+        for detail in error.errors(include_url=False):
+            where, reason = describe_error(detail)
+            reasons.append(f"field {where}: {reason}" if where else reason)
+        return Poison(record, "; ".join(reasons))
+    except RecursionError:
+        return Poison(record, "JSON nested too deeply")
+
+
+def append_valid(ledger: Ledger, parsed: Sequence[Parsed]) -> tuple[list[Appended], list[Poison]]:
+    """Append the events in one transaction, all but those the ledger refuses (an
+    ``event_id`` stored with other content, a taken generation number): those come
+    back as poison. A clash with a concurrent writer is re-checked from the start."""
+    refused: list[Poison] = []
+    for _ in range(MAX_CONFLICT_ROUNDS):
+        try:
+            return ledger.append([p.event for p in parsed], source="kafka"), refused
+        except EventConflict:
+            problems = ledger.check([p.event for p in parsed], CheckState())
+            bad = {problem.index for problem in problems}
+            refused += [Poison(parsed[p.index].record, p.message) for p in problems]
+            parsed = [p for i, p in enumerate(parsed) if i not in bad]
+    raise EventConflict(
+        f"the batch kept clashing with other writers after {MAX_CONFLICT_ROUNDS} checks"
+    )
+
+
+def dead_letter_headers(poison: Poison) -> list[tuple[str, bytes]]:
+    """The record's own headers, then the error and where the record came from."""
+    record = poison.record
+    return [
+        *(record.headers or []),
+        (ERROR_HEADER, poison.error.encode()),
+        ("original_topic", record.topic.encode()),
+        ("original_partition", str(record.partition).encode()),
+        ("original_offset", str(record.offset).encode()),
+        ("original_timestamp", str(record.timestamp).encode()),
+    ]
+
+
+class LogAssignments(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Says in the log which partitions a worker got (runs on the poll; does not block)."""
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            log.info("ingest: partitions revoked: %s", _names(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("ingest: partitions assigned: %s", _names(assigned) or "none")
+
+
+def _names(partitions: Any) -> str:
+    return ", ".join(f"{tp.topic}-{tp.partition}" for tp in sorted(partitions))
+
+
+class IngestWorker:
+    """One member of the ingest consumer group."""
+
+    name = "ingest"
+
+    def __init__(self, ledger: Ledger, settings: IngestSettings) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.totals = IngestTotals()
+        self.producer: Any = None
+        self.uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        self.consumer: Any = None
+        timeout_ms = int(settings.timeout * 1000)
+        poll_ms = int(settings.max_poll_interval * 1000)
+        try:
+            self.consumer = KafkaConsumer(
+                bootstrap_servers=settings.bootstrap.split(","),
+                client_id=settings.client_id,
+                group_id=settings.group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                max_poll_records=settings.batch,
+                max_poll_interval_ms=poll_ms,
+                session_timeout_ms=int(settings.session_timeout * 1000),
+                heartbeat_interval_ms=max(100, int(settings.session_timeout * 1000) // 3),
+                request_timeout_ms=max(timeout_ms, poll_ms + 5000),
+                allow_auto_create_topics=False,
+            )
+            require_topics(
+                self.consumer, [settings.topic, settings.dead_letters], settings.bootstrap
+            )
+            self.consumer.subscribe([settings.topic], listener=LogAssignments())
+        except BaseException as error:
+            self.close()
+            if isinstance(error, KafkaError):
+                raise KafkaUnavailable(
+                    f"could not reach Kafka at {settings.bootstrap}: {error}"
+                ) from error
+            raise
+
+    def assigned(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment())
+
+    def step(self, poll_seconds: float = 1.0) -> bool:
+        """Poll a batch, store it, commit it; whether there was anything.
+
+        Raises on a temporary failure, after seeking back to the batch's first offsets
+        so that the next step tries the same records again.
+        """
+        self.commit()  # a commit that failed earlier (Kafka was away) goes first
+        polled: dict[TopicPartition, list[Any]] = self.consumer.poll(
+            timeout_ms=int(poll_seconds * 1000), max_records=self.settings.batch
+        )
+        records = [r for tp in sorted(polled) for r in polled[tp]]
+        if not records:
+            return False
+        try:
+            self.store(records)
+        except BaseException:
+            self.rewind(polled)
+            raise
+        for tp, batch in polled.items():
+            self.uncommitted[tp] = OffsetAndMetadata(batch[-1].offset + 1, "", -1)
+        self.commit()
+        return True
+
+    def store(self, records: Sequence[Any]) -> None:
+        """Append the valid records (one transaction), dead-letter the others."""
+        parsed: list[Parsed] = []
+        poison: list[Poison] = []
+        for record in records:
+            result = parse_record(record)
+            if isinstance(result, Parsed):
+                parsed.append(result)
+            else:
+                poison.append(result)
+        appended, refused = append_valid(self.ledger, parsed) if parsed else ([], [])
+        poison += refused
+        if poison:
+            self.dead_letter(poison)
+        new = sum(1 for a in appended if a.new)
+        totals = self.totals
+        totals.records += len(records)
+        totals.stored += new
+        totals.duplicates += len(appended) - new
+        totals.dead_lettered += len(poison)
+        log.debug(
+            "ingest: %d records, %d stored, %d already stored, %d dead-lettered",
+            len(records), new, len(appended) - new, len(poison),
+        )  # fmt: skip
+
+    def dead_letter(self, poison: Sequence[Poison]) -> None:
+        if self.producer is None:
+            self.producer = open_producer(
+                self.settings.bootstrap,
+                client_id=f"{self.settings.client_id}-dead-letters",
+                timeout=self.settings.timeout,
+            )
+        topic = self.settings.dead_letters
+        futures = []
+        for p in poison:
+            log.warning(
+                "ingest: %s partition %d offset %d to %s: %s",
+                p.record.topic, p.record.partition, p.record.offset, topic, p.error,
+            )  # fmt: skip
+            futures.append(
+                self.producer.send(
+                    topic, key=p.record.key, value=p.record.value, headers=dead_letter_headers(p)
+                )
+            )
+        try:
+            wait_for_acks(self.producer, futures, self.settings.timeout)
+        except BaseException:
+            producer, self.producer = self.producer, None
+            producer.close(timeout=0)
+            raise
+
+    def rewind(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        """Seek back to the first record of the batch, on the partitions still ours."""
+        mine = self.assigned()
+        for tp, batch in polled.items():
+            if tp in mine:
+                self.consumer.seek(tp, batch[0].offset)
+
+    def commit(self) -> None:
+        """Commit the offsets of stored batches. A failed commit is not an error: the
+        records are stored, so whoever reads them again skips them."""
+        if not self.uncommitted:
+            return
+        offsets, self.uncommitted = self.uncommitted, {}
+        try:
+            self.consumer.commit(offsets=offsets)
+        except CommitFailedError as error:
+            # The group rebalanced: the partitions' new owners start from the last
+            # committed offsets and skip what this worker stored.
+            log.info("ingest: offsets not committed (%s); the records are stored", error)
+        except KafkaError as error:
+            log.warning("ingest: committing offsets failed (%s); will retry", describe(error))
+            mine = self.assigned()
+            self.uncommitted = {tp: o for tp, o in offsets.items() if tp in mine}
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            consumer, self.consumer = self.consumer, None
+            consumer.close(autocommit=False)
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            producer.close(timeout=self.settings.timeout)
+
+
+def run_ingest(
+    worker: IngestWorker,
+    stop: threading.Event,
+    *,
+    once: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Step the worker until ``stop`` is set (with ``once``: until it has partitions
+    and a poll brings nothing new). Temporary failures back off and retry the same
+    records."""
+    backoff = Backoff(ceiling=worker.settings.max_backoff)
+    while not stop.is_set():
+        try:
+            busy = worker.step()
+        except Exception as error:
+            delay = backoff.failed(clock())
+            log.warning(
+                "ingest: %s; retrying the same records in %.1f s (failure %d in a row)",
+                describe(error), delay, backoff.failures,
+            )  # fmt: skip
+            stop.wait(delay)
+            continue
+        if backoff.failures:
+            log.info("ingest: storing again")
+        backoff.succeeded()
+        if once and not busy and worker.assigned():
+            return

@@ -1,0 +1,85 @@
+"""What every Kafka part of the ledger shares: the producer, record keys, topic checks.
+
+Publishing, restoring, ingesting and the agent's producer all talk to Kafka through
+``kafka-python`` with nothing broker-specific, so any Kafka-protocol broker serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from ledger.errors import InvalidInput, StoreUnavailable
+
+
+class KafkaUnavailable(StoreUnavailable):
+    """The broker could not be reached, or a topic could not be read or written."""
+
+
+class MissingTopic(InvalidInput):
+    """A topic the command needs does not exist (topics are created by the operator)."""
+
+
+def record_key(event: Mapping[str, Any]) -> bytes:
+    """The record key of an event: its host, or its env for fleet-wide events (builds,
+    generations), so one host's events stay in one partition, in order."""
+    return str(event.get("host") or event["env"]).encode()
+
+
+def open_producer(bootstrap: str, *, client_id: str, timeout: float) -> Any:
+    """An idempotent producer with ``acks=all``; refuses to run without idempotence.
+
+    ``enable_idempotence=True`` is set explicitly: kafka-python otherwise turns
+    idempotence off with only a warning when another setting conflicts.
+    """
+    timeout_ms = int(timeout * 1000)
+    request_ms = max(1000, timeout_ms // 3)
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap.split(","),
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,  # explicit: a conflicting setting then raises
+            max_in_flight_requests_per_connection=5,
+            linger_ms=5,
+            max_block_ms=timeout_ms,
+            request_timeout_ms=request_ms,
+            delivery_timeout_ms=timeout_ms + request_ms,
+        )
+    except KafkaError as error:
+        raise KafkaUnavailable(f"could not reach Kafka at {bootstrap}: {error}") from error
+    if not producer.config["enable_idempotence"] or producer.config["acks"] != -1:
+        producer.close(timeout=0)
+        raise RuntimeError("the Kafka producer is not idempotent with acks=all")
+    return producer
+
+
+def wait_for_acks(producer: Any, futures: Iterable[Any], timeout: float) -> None:
+    """Flush, then raise unless the broker acknowledged every one of ``futures``."""
+    producer.flush(timeout=timeout)
+    for future in futures:
+        if not future.is_done:
+            raise KafkaUnavailable(f"no acknowledgement from Kafka in {timeout} s")
+        if future.failed():
+            raise future.exception
+
+
+def require_topics(client: Any, topics: Iterable[str], bootstrap: str) -> None:
+    """Refuse to start when one of ``topics`` does not exist on the broker.
+
+    ``client`` is a consumer; ``topics()`` asks for metadata without creating anything.
+    """
+    try:
+        known = client.topics()
+    except KafkaError as error:
+        raise KafkaUnavailable(f"could not reach Kafka at {bootstrap}: {error}") from error
+    missing = [t for t in topics if t not in known]
+    if missing:
+        names = ", ".join(repr(t) for t in missing)
+        raise MissingTopic(
+            f"there is no topic {names} on {bootstrap}: create it first "
+            f"(for example kafka-topics.sh --create --topic {missing[0]} --partitions 6)"
+        )
