@@ -39,3 +39,8 @@ bench-collectors:
 .PHONY: bench-kafka
 bench-kafka:
 	.venv/bin/python -m bench.kafka
+
+# Kafka ingest rate, 1 and 2 workers on PostgreSQL, with raw baselines (issue 6).
+.PHONY: bench-kafka-ingest
+bench-kafka-ingest:
+	.venv/bin/python -m bench.kafka_ingest

@@ -9,7 +9,9 @@ Delivery is at least once, and ordered: the publisher reads a batch after its co
 position (``Collector/kafka``), sends it through an idempotent producer (``acks=all``,
 ``enable_idempotence=True``, at most 5 requests in flight, so retries neither reorder
 nor duplicate within one producer session), waits until the broker acknowledged every
-record, and only then confirms. After a crash, or a failure that drops the producer,
+record, and only then confirms (while it waits, it reads the next batch, so reading
+overlaps the broker's round trips; that batch is only sent after the confirmation).
+After a crash, or a failure that drops the producer,
 the batch after the confirmed position is sent again: duplicates only ever repeat that
 unacknowledged tail, and a consumer drops them by position. While the broker is down
 every step raises (the loop in ``collectors.run`` backs off) and the ledger keeps the
@@ -31,6 +33,9 @@ from ledger.application import Ledger
 from projections.view import Fact
 
 log = logging.getLogger("ledger.collect")
+
+Batch = tuple[list[Fact], list[str]]
+"""Facts in ledger order, with their chain hashes."""
 
 POSITION_HEADER = "position"
 EVENT_ID_HEADER = "event_id"
@@ -68,11 +73,14 @@ class Publisher:
         self.follower = Follower(ledger, self.name, batch=settings.batch)
         self.position = self.follower.position()
         self.producer: Any = None
+        self.ahead: Batch | None = None
+        """The batch after the one in flight, read while the broker acknowledged it."""
 
     def step(self) -> bool:
         """Publish the next batch and confirm it once every record is acknowledged;
         whether there was anything to publish. Raises when the broker did not ack."""
-        facts, hashes = self.read()
+        facts, hashes = self.ahead if self.ahead is not None else self.read()
+        self.ahead = None
         if not facts:
             return False
         if self.producer is None:
@@ -82,7 +90,7 @@ class Publisher:
                 timeout=self.settings.timeout,
             )
         try:
-            self.publish(facts, hashes)
+            ahead = self.publish(facts, hashes)
         except BaseException:
             # Records still queued in this producer must not go out after the ones the
             # next attempt sends: drop the producer, start the next attempt afresh.
@@ -90,21 +98,28 @@ class Publisher:
             raise
         self.follower.confirm(facts[-1].notification_id)
         self.position = facts[-1].notification_id
+        self.ahead = ahead
         return True
 
-    def read(self) -> tuple[list[Fact], list[str]]:
-        """The next batch of facts after the position, with their chain hashes."""
-        return self.follower.read_with_hashes(self.position, self.settings.batch)
+    def read(self, after: int | None = None) -> Batch:
+        """The next batch of facts after ``after`` (default: the position), with their
+        chain hashes."""
+        start = self.position if after is None else after
+        return self.follower.read_with_hashes(start, self.settings.batch)
 
-    def publish(self, facts: Sequence[Fact], hashes: Sequence[str]) -> None:
+    def publish(self, facts: Sequence[Fact], hashes: Sequence[str]) -> Batch:
+        """Send the batch and wait until the broker acknowledged all of it; meanwhile,
+        read the batch after it (returned), so reading overlaps the round trips."""
         topic, send = self.settings.topic, self.producer.send
         futures = [
             send(topic, key=record_key(fact.event), value=orjson.dumps(fact.event),
                  headers=headers_of(fact, chain_hash))
             for fact, chain_hash in zip(facts, hashes, strict=True)
         ]  # fmt: skip
+        ahead = self.read(after=facts[-1].notification_id)
         wait_for_acks(self.producer, futures, self.settings.timeout)
         log.debug("kafka: published positions %d-%d", facts[0].position, facts[-1].position)
+        return ahead
 
     def drop_producer(self) -> None:
         if self.producer is not None:
