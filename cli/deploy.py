@@ -9,9 +9,7 @@ from __future__ import annotations
 import shlex
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
-from uuid import uuid4
 
 import click
 from rich.markup import escape
@@ -19,10 +17,9 @@ from rich.markup import escape
 from cli import output
 from cli.params import default_actor
 from cli.session import Session, pass_session
-from ledger.events import GenerationPlanned
 from ledger.manifests import read_manifest
 from ledger.rollout import Commands, Outcome, Rollout, StepResult, parse_parallel
-from projections.planning import Plan, plan_deploy, plan_resume, plan_rollback
+from projections.planning import Plan, plan_deploy, plan_resume, plan_rollback, planned_event
 from projections.runner import Views
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -199,7 +196,7 @@ def _carry_out(
         )
     recorded = False
     if not dry_run and not plan.resumed:
-        views.ledger.append([_planned(plan, actor)], source="cli")
+        views.ledger.append([planned_event(plan, actor)], source="cli")
         recorded = True
     outcome = None
     if not dry_run and commands is not None:
@@ -240,20 +237,6 @@ def _carry_out(
             )
     if outcome is not None and not outcome.completed:
         raise click.exceptions.Exit(1)
-
-
-def _planned(plan: Plan, actor: str) -> GenerationPlanned:
-    return GenerationPlanned(
-        event_id=uuid4(),
-        env=plan.env,
-        occurred_at=datetime.now(UTC),
-        actor=actor,
-        number=plan.number,
-        parent=plan.parent,
-        reason=plan.reason,
-        target=plan.target,
-        manifest=plan.entries(),
-    )
 
 
 def _execute(

@@ -23,6 +23,7 @@ from cli import (
     publish,
     replay,
     restore,
+    serve,
     store,
 )
 from cli.alerts import alerts, silence
@@ -124,6 +125,8 @@ for command in (
     publish.publish,
     restore.restore,
     agent.agent,
+    serve.serve,
+    serve.token,
     alerts,
     silence,
 ):

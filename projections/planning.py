@@ -12,14 +12,16 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, Literal, ParamSpec
+from uuid import uuid4
 
 import orjson
 
 from ledger.application import batched
 from ledger.errors import InvalidInput
-from ledger.events import ManifestEntry
+from ledger.events import GenerationPlanned, ManifestEntry
 from ledger.memory import cycle_collection_paused
 from ledger.planner import (
     Desired,
@@ -122,6 +124,21 @@ class Plan:
                 for s in self.steps
             ],
         }
+
+
+def planned_event(plan: Plan, actor: str) -> GenerationPlanned:
+    """The generation_planned event that records ``plan`` (by ``actor``, now)."""
+    return GenerationPlanned(
+        event_id=uuid4(),
+        env=plan.env,
+        occurred_at=datetime.now(UTC),
+        actor=actor,
+        number=plan.number,
+        parent=plan.parent,
+        reason=plan.reason,
+        target=plan.target,
+        manifest=plan.entries(),
+    )
 
 
 def _latest(tx: Tx, env: str) -> dict[str, Any] | None:

@@ -1,0 +1,281 @@
+"""The API's response models: what each endpoint answers, in the OpenAPI document.
+
+The rows come from ``projections.queries`` and its siblings as plain dicts; these
+models name and type their fields. Times are ISO 8601 UTC strings, as the CLI's
+``--json`` prints them. Requests carry events, whose model is ``ledger.events``.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Page(Response, Generic[T]):
+    """One page of a list: ``items`` from ``offset`` on, ``total`` in all, and the URL
+    of the next page (null on the last)."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+    next: str | None
+
+
+class Error(Response):
+    """Every error: the status's meaning, a sentence, and for bad input what was wrong
+    where (line, field, reason)."""
+
+    error: str
+    message: str
+    details: list[dict[str, object]] = []
+
+
+class Placement(Response):
+    env: str
+    host: str
+    service: str
+    build_id: str
+    version: str | None = None
+    artifact: str | None = None
+    since: str | None = None
+    generation: int | None = None
+    health: str | None = Field(
+        default=None, description="ok, warning or critical; '(stale)' once its ttl passed"
+    )
+
+
+class Component(Response):
+    name: str
+    version: str
+    store_path: str | None = None
+    purl: str | None = None
+    hash: str | None = None
+
+
+class HostService(Placement):
+    depends_on: list[str] = []
+    closure: list[Component] = []
+
+
+class ManifestEntry(Response):
+    host: str
+    service: str
+    build_id: str
+    artifact: str | None = None
+    depends_on: list[str] = []
+
+
+class Generation(Response):
+    env: str
+    number: int
+    parent: int | None = None
+    reason: str
+    target: int | None = None
+    status: str
+    bad: bool = False
+    rolled_back_by: int | None = None
+    actor: str
+    source_revision: str | None = None
+    tags: list[str] = []
+    planned_at: str | None = None
+    finished_at: str | None = None
+    failure: str | None = None
+    placements: int = 0
+
+
+class GenerationDetail(Generation):
+    manifest: list[ManifestEntry] = []
+
+
+class GenerationNode(Generation):
+    """A generation with the generations planned from it (rollbacks included)."""
+
+    children: list[GenerationNode] = []
+
+
+class Found(Response):
+    env: str
+    host: str
+    service: str
+    build_id: str
+    build_version: str | None = None
+    name: str
+    version: str
+    store_path: str | None = None
+    since: str | None = None
+    generation: int | None = None
+
+
+class WhereCount(Response):
+    env: str
+    version: str
+    store_path: str
+    hosts: int
+    services: list[str]
+
+
+class WhereAnswer(Response):
+    """Where a package is: one row per version with host counts, then the placements."""
+
+    name: str
+    at: str | None = None
+    known_at: str | None = None
+    generation: int | None = None
+    summary: list[WhereCount]
+    placements: Page[Found]
+
+
+class HistoryEntry(Response):
+    position: int
+    env: str
+    host: str
+    service: str | None = None
+    kind: str
+    build_id: str | None = None
+    generation: int | None = None
+    occurred_at: str | None = None
+    actor: str
+    detail: str = ""
+
+
+class Failure(Response):
+    position: int
+    env: str
+    host: str | None = None
+    service: str | None = None
+    build_id: str | None = None
+    generation: int | None = None
+    kind: str
+    problem: str
+    occurred_at: str | None = None
+    actor: str
+    reason: str | None = None
+
+
+class DriftEnv(Response):
+    env: str
+    generation: int | None = None
+    hosts: int
+    reported: int
+    matching: int
+    drifted: int
+    unreported: int
+    stale: int
+
+
+class DriftProblem(Response):
+    env: str
+    host: str
+    service: str | None = None
+    problem: str
+    desired_build: str | None = None
+    reported_build: str | None = None
+    reported_at: str | None = None
+    stale: bool = False
+    generation: int | None = None
+
+
+class DriftAnswer(Response):
+    envs: list[DriftEnv]
+    problems: Page[DriftProblem]
+
+
+class DeliveryMetrics(Response):
+    env: str
+    service: str
+    deployments: int
+    deployments_per_day: float | None = None
+    lead_time_hours: float | None = None
+    change_failure_rate: float | None = None
+    time_to_restore_hours: float | None = None
+
+
+class ServiceChange(Response):
+    service: str
+    change: str
+    from_build: str | None = None
+    to_build: str | None = None
+    hosts: int
+
+
+class ClosureChange(Response):
+    name: str
+    from_: str = Field(alias="from")
+    to: str
+    services: list[str]
+    hosts: int
+
+
+class Diff(Response):
+    env: str
+    from_: int = Field(alias="from")
+    to: int
+    services: list[ServiceChange]
+    closure_changes: list[ClosureChange]
+
+
+class Stored(Response):
+    event_id: str
+    position: int
+    new: bool
+
+
+class Appended(Response):
+    """What ``POST /api/events`` did: every event's position, and how many were new."""
+
+    stored: int
+    already_stored: int
+    events: list[Stored]
+
+
+class TagRequest(Response):
+    tags: list[str] = Field(min_length=1, max_length=20)
+
+
+class RollbackRequest(Response):
+    to: int = Field(ge=1, description="The generation to go back to.")
+    dry_run: bool = Field(default=False, description="Plan only; record nothing.")
+    force: bool = Field(default=False, description="Allow a target that failed.")
+
+
+class PlanStep(Response):
+    wave: int
+    step: str
+    host: str
+    service: str
+    build_id: str
+    artifact: str | None = None
+    replaces: str | None = None
+
+
+class PlanAnswer(Response):
+    """A rollback plan; ``recorded`` when its generation_planned event was appended
+    (executors carry the steps out, as after ``ledger rollback --to N``)."""
+
+    env: str
+    generation: int
+    parent: int | None = None
+    reason: str
+    target: int | None = None
+    placements: int
+    unchanged: int
+    minimal_steps: int
+    steps: list[PlanStep]
+    recorded: bool
+
+
+class Status(Response):
+    head: int
+    views: int
+    """The position the views have reached."""
+    envs: list[str]
+    role: str
+    token: str

@@ -1,0 +1,174 @@
+"""ledger serve (the HTTP API and dashboard) and ledger token (who may use it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+from rich.markup import escape
+
+from api.tokens import ROLES, create_tables, create_token, revoke_token, tokens
+from cli import output
+from cli.collect import log_to_stderr
+from cli.params import default_actor
+from cli.session import Session, pass_session
+
+log = logging.getLogger("ledger.serve")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--allow-anonymous-read", is_flag=True,
+    help="Let requests without a token read (never write). Off: every endpoint needs one.",
+)  # fmt: skip
+@click.option(
+    "--max-body", type=click.IntRange(1024), default=16 * 1024 * 1024, show_default=True,
+    help="Largest request body accepted, in bytes (POST /api/events).",
+)  # fmt: skip
+@click.option(
+    "--no-project", is_flag=True,
+    help="Do not bring the views up to date here (`ledger project --follow` runs elsewhere).",
+)  # fmt: skip
+@click.option(
+    "--threads", type=click.IntRange(1, 256), default=40, show_default=True,
+    help="Requests answered at once (the thread pool the queries run in).",
+)  # fmt: skip
+@pass_session
+def serve(
+    session: Session,
+    /,
+    host: str,
+    port: int,
+    allow_anonymous_read: bool,
+    max_body: int,
+    no_project: bool,
+    threads: int,
+) -> None:
+    """Serve the HTTP API and the live dashboard.
+
+    Every /api endpoint needs a bearer token (`ledger token create`) unless
+    --allow-anonymous-read is given, which lets requests without one read. The
+    dashboard is at /, the OpenAPI document at /openapi.json, interactive docs at
+    /docs. Stop with Ctrl-C. See docs/api.md.
+
+    \b
+    Example:
+      ledger token create dashboards --role reader
+      ledger --ledger postgresql://ledger@db/ledger serve --host 0.0.0.0 --port 8080
+    """
+    import anyio.to_thread
+    import uvicorn
+
+    from api.app import ServerSettings, create_app
+
+    log_to_stderr(session.debug)
+    views = session.views()
+    create_tables(views.recorder)
+    settings = ServerSettings(
+        allow_anonymous_read=allow_anonymous_read, max_body_bytes=max_body, project=not no_project
+    )
+    app = create_app(views, settings)
+    log.info(
+        "serving %s on http://%s:%d/%s", views.ledger.location.display, host, port,
+        " (anonymous reads allowed)" if allow_anonymous_read else "",
+    )  # fmt: skip
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False,
+        limit_concurrency=1000, timeout_graceful_shutdown=5,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        # The queries run in the thread pool: this many at once.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        await server.serve()
+
+    try:
+        asyncio.run(main())
+    finally:
+        views.ledger.close()
+
+
+@click.group()
+def token() -> None:
+    """Create, list and revoke the API's bearer tokens.
+
+    Roles: reader (dashboards, auditors: read only), writer (agents, CI: may also append
+    events), admin (may also tag generations and plan rollbacks). The secret is shown
+    once, when created; only its SHA-256 is kept, and it is never logged.
+
+    \b
+    Example:
+      ledger token create grafana --role reader
+      ledger token list
+      ledger token revoke grafana
+    """
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), default="reader", show_default=True)
+@click.option("--by", default=default_actor, show_default="user@host", help="Who creates it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the token as JSON.")
+@pass_session
+def token_create(session: Session, name: str, role: str, by: str, as_json: bool) -> None:
+    """Create a token called NAME; prints its secret once.
+
+    \b
+    Example:
+      ledger token create ci-pipeline --role writer
+    """
+    store = session.open_views().recorder
+    create_tables(store)
+    secret = create_token(store, name, role, by=by)
+    if as_json:
+        output.print_json({"name": name, "role": role, "token": secret})
+        return
+    output.console().print(
+        f"Created {role} token {escape(name)}. Its secret, shown only now:\n{secret}",
+        soft_wrap=True,
+    )
+
+
+@token.command("list")
+@click.option("--all", "everything", is_flag=True, help="Include revoked tokens.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@pass_session
+def token_list(session: Session, everything: bool, as_json: bool) -> None:
+    """List the tokens (never their secrets).
+
+    \b
+    Example:
+      ledger token list --all
+    """
+    store = session.open_views().recorder
+    create_tables(store)
+    rows = [t.row() for t in tokens(store, revoked=everything)]
+    columns = [("name", "name"), ("role", "role"), ("created_at", "created (UTC)"),
+               ("created_by", "by")]  # fmt: skip
+    if everything:
+        columns += [("revoked_at", "revoked (UTC)"), ("revoked_by", "revoked by")]
+    output.answer(
+        rows, columns, as_json=as_json,
+        empty="No tokens yet: `ledger token create NAME --role reader`.",
+    )  # fmt: skip
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.option("--by", default=default_actor, show_default="user@host", help="Who revokes it.")
+@pass_session
+def token_revoke(session: Session, name: str, by: str) -> None:
+    """Revoke the token NAME: the server refuses it within 5 seconds.
+
+    \b
+    Example:
+      ledger token revoke grafana
+    """
+    store = session.open_views().recorder
+    create_tables(store)
+    revoked = revoke_token(store, name, by=by)
+    output.console().print(f"Revoked {revoked.role} token {escape(name)}.")
