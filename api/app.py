@@ -60,6 +60,8 @@ class ServerSettings:
     """Bring the views up to date in the server (off when ``ledger project --follow``
     runs elsewhere)."""
     stream_interval: float = 0.25
+    auth_cache_seconds: float = AUTH_CACHE_SECONDS
+    """How long a token check is remembered: a revoked token stops working after it."""
 
 
 class ApiError(Exception):
@@ -85,6 +87,7 @@ def error_response(status: int, message: str, details: Sequence[dict[str, object
 
 @dataclass
 class AuthCache:
+    seconds: float
     entries: dict[str, tuple[Token | None, float]] = field(default_factory=dict)
 
     def lookup(self, views: Views, secret: str) -> Token | None:
@@ -95,14 +98,14 @@ class AuthCache:
         token = authenticate(views.recorder, secret)
         if len(self.entries) > 10_000:
             self.entries.clear()
-        self.entries[key] = (token, now + AUTH_CACHE_SECONDS)
+        self.entries[key] = (token, now + self.seconds)
         return token
 
 
 def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     broadcaster = Broadcaster(views, project=settings.project, interval=settings.stream_interval)
-    auth_cache = AuthCache()
+    auth_cache = AuthCache(settings.auth_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
