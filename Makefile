@@ -5,7 +5,7 @@ demo:
 	python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/ledger demo
 
 test:
-	python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest
+	sh tools/system-deps.sh && python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
