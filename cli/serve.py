@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 
 import click
 from rich.markup import escape
@@ -86,10 +88,23 @@ def serve(
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         await server.serve()
 
+    def stop(signum: int, frame: object) -> None:
+        server.should_exit = True  # finish the requests in hand, then return
+
+    # The server runs in a thread, so uvicorn leaves the signals to us (it would re-raise
+    # them after its shutdown, and the command would not exit 0 after a clean stop).
+    for name in ("SIGINT", "SIGTERM"):
+        signal.signal(getattr(signal, name), stop)
+    thread = threading.Thread(target=lambda: asyncio.run(main()), name="ledger-serve")
+    thread.start()
     try:
-        asyncio.run(main())
+        while thread.is_alive():
+            thread.join(0.5)
     finally:
         views.ledger.close()
+    if not server.started:
+        raise click.ClickException(f"could not serve on {host}:{port}; see the log above")
+    log.info("stopped")
 
 
 @click.group()

@@ -4,10 +4,15 @@ writes, JSON errors, the OpenAPI document and the live stream."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +27,7 @@ from ledger.application import Ledger
 from projections import queries
 from projections.runner import Views
 from tests.services.api import ApiServer, api_server_fixture, serve  # noqa: F401 (fixture)
+from tests.services.kafka import free_port
 from tests.story import START, Story, api_upgrade, build_id, minute, openssl
 
 DEADLINE = 30.0
@@ -431,3 +437,52 @@ def test_the_stream_sends_new_events_then_the_views_position(
     headers = {**api_server.headers("reader"), "Last-Event-ID": "1"}
     replay = read_stream(api_server, headers, lambda lines: "id: 2" in lines)
     assert "id: 1" not in replay
+
+
+def test_secrets_never_reach_the_logs(
+    api_server: ApiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "dl_" + "x" * 43
+    for secret in (api_server.tokens["reader"], api_server.tokens["writer"], wrong):
+        httpx.get(api_server.base + "/api/status", headers={"Authorization": f"Bearer {secret}"})
+        post(api_server, "/api/events", "writer", b"{", content_type="application/json")
+    assert caplog.records  # something was logged at all
+    for secret in (*api_server.tokens.values(), wrong):
+        assert secret not in caplog.text
+
+
+def test_ledger_serve_runs_the_api_until_stopped(ledger: Ledger, tmp_path: Path) -> None:
+    fleet(ledger)
+    url = ledger.location.url
+    created = CliRunner().invoke(root, ["--ledger", url, "token", "create", "ops", "--json"])
+    secret = orjson.loads(created.output)["token"]
+    port = free_port()
+    log = tmp_path / "serve.log"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from cli.main import main; main()", "--ledger", url, "serve",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            try:
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/api/status",
+                    headers={"Authorization": f"Bearer {secret}"},
+                )
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        assert response.json()["token"] == "ops"
+        page = httpx.get(f"http://127.0.0.1:{port}/")
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    assert f"http://127.0.0.1:{port}/" in log.read_text()
+    assert secret not in log.read_text()
