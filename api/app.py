@@ -47,6 +47,11 @@ STATIC = Path(__file__).parent / "static"
 MAX_PAGE = 1000
 AUTH_CACHE_SECONDS = 5.0
 """A revoked token stops working within this many seconds."""
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+"""The dashboard loads nothing from other hosts, and nothing else may be injected."""
 ANONYMOUS = Token("anonymous", "reader", 0.0, "--allow-anonymous-read")
 
 T = TypeVar("T")
@@ -184,8 +189,9 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
 
     def page(request: Request, rows: Sequence[T], limit: int, offset: int) -> dict[str, Any]:
         end = offset + limit
+        # Relative (path and query), so that it stays right behind a proxy or a prefix.
         next_url = (
-            str(request.url.include_query_params(offset=end, limit=limit))
+            f"{request.url.path}?{request.url.include_query_params(offset=end, limit=limit).query}"
             if end < len(rows)
             else None
         )
@@ -448,6 +454,15 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if not request.url.path.startswith(("/docs", "/redoc")):  # those load their own assets
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
 
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")
     app.state.broadcaster = broadcaster

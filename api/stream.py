@@ -92,13 +92,22 @@ class Broadcaster:
         facts = read_after(self.views.ledger, self.position, 500)
         if self.project:
             self.views.catch_up()
-        if not facts:
-            return False
-        self.position = facts[-1][0]
+        if facts:
+            self.position = facts[-1][0]
         lines = [sse("ledger", summary(p, e), event_id=p) for p, e in facts]
-        lines.append(sse("views", {"position": self.position}))
-        self._send(b"".join(lines))
-        return True
+        # The views' own position: with ``project`` they include every fact read; else
+        # they move when the runner elsewhere (``ledger project --follow``) moves them.
+        views_position = self.position if self.project else self._views_position()
+        if views_position != self.views_position:
+            self.views_position = views_position
+            lines.append(sse("views", {"position": views_position}))
+        if lines:
+            self._send(b"".join(lines))
+        return bool(facts)
+
+    def _views_position(self) -> int:
+        head, _ = self.views.ledger.head()
+        return head - self.views.lag()
 
     def _send(self, message: bytes) -> None:
         loop = self.loop
@@ -130,6 +139,7 @@ class Broadcaster:
                 missed = [(p, e) for p, e in missed if p <= self.position]
                 if missed:
                     yield b"".join(sse("ledger", summary(p, e), event_id=p) for p, e in missed)
+                yield sse("views", {"position": self.views_position})
             while True:
                 try:
                     message = await asyncio.wait_for(queue.get(), HEARTBEAT)

@@ -101,6 +101,7 @@ def serve(
         while thread.is_alive():
             thread.join(0.5)
     finally:
+        views.recorder.datastore.close()
         views.ledger.close()
     if not server.started:
         raise click.ClickException(f"could not serve on {host}:{port}; see the log above")

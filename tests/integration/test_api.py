@@ -253,8 +253,9 @@ def test_pagination(story_server: ApiServer) -> None:
         page = httpx.get(url, headers=story_server.headers("reader")).json()
         assert page["total"] == len(everything)
         pages += page["items"]
-        url = page["next"]
+        url = page["next"] and story_server.base + page["next"]
     assert pages == everything
+    assert first["next"] == "/api/hosts/h1/history?offset=3&limit=3"
     assert get(story_server, "/api/topology", limit=0).status_code == 422
     assert get(story_server, "/api/topology", limit=1001).status_code == 422
 

@@ -63,6 +63,7 @@ class ApiServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+        self.views.recorder.datastore.close()
         self.ledger.close()
 
 

@@ -1,0 +1,238 @@
+// The dashboard: wires the token, the panels and the live stream together.
+//
+// Start: read /api/status (401: ask for a token), load the panels, follow the stream.
+// Live: each `ledger` message moves the head; each `views` message (the views now
+// include those events) refreshes the panels, at most once a second.
+
+import {
+  ApiError,
+  forgetToken,
+  getAllPages,
+  getJSON,
+  getToken,
+  setToken,
+  takeTokenFromFragment,
+} from "./api.js";
+import { setAuditEnvs, search, setupAudit } from "./audit.js";
+import { formatCount, formatTime, panelError } from "./dom.js";
+import { renderFailures } from "./failures.js";
+import { LedgerStream } from "./stream.js";
+import { renderTopology } from "./topology.js";
+import { renderTree } from "./tree.js";
+
+const REFRESH_EVERY_MS = 1000;
+const FAILURES_SHOWN = 20;
+const STATE_TEXT = {
+  connecting: "connecting…",
+  live: "live",
+  reconnecting: "reconnecting…",
+  unauthorized: "no token",
+  stopped: "stopped",
+  offline: "offline",
+};
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  envs: [],
+  stream: null,
+  refreshing: null, // the running refresh (a promise), if any
+  again: false, // a refresh was asked for while one ran
+  timer: null, // a scheduled refresh
+  lastRefresh: 0,
+  searchedOnce: false,
+};
+
+// --- the token --------------------------------------------------------------------
+
+function askForToken(message) {
+  stopStream();
+  $("dashboard").hidden = true;
+  $("token-panel").hidden = false;
+  $("token-change").hidden = true;
+  $("token-message").textContent = message || "";
+  $("token-message").hidden = !message;
+  $("token-forget").hidden = !getToken();
+  setConnection("unauthorized", "a token is needed");
+  $("token-input").focus();
+}
+
+function setupTokenForm() {
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    setToken($("token-input").value);
+    $("token-input").value = "";
+    start();
+  });
+  $("token-forget").addEventListener("click", () => {
+    forgetToken();
+    start();
+  });
+  $("token-change").addEventListener("click", () => askForToken(""));
+}
+
+// --- the header -------------------------------------------------------------------
+
+function setConnection(name, detail) {
+  const indicator = $("conn");
+  indicator.dataset.state = name;
+  indicator.textContent = STATE_TEXT[name] || name;
+  indicator.title = detail ? `the live event stream: ${detail}` : "the live event stream";
+}
+
+function setPosition(id, position) {
+  const node = $(id);
+  const known = Number(node.dataset.position || 0);
+  if (position < known) return; // a late answer must not move it back
+  node.dataset.position = String(position);
+  node.textContent = formatCount(position);
+}
+
+function applyStatus(status) {
+  setPosition("head", status.head);
+  setPosition("views-position", status.views);
+  $("whoami").textContent = `${status.token} · ${status.role}`;
+  state.envs = status.envs;
+  setAuditEnvs(status.envs);
+}
+
+// --- the panels -------------------------------------------------------------------
+
+/** Reload status, topology, tree and failures; each panel shows its own error. */
+async function loadPanels() {
+  const [status, topology, tree, failures] = await Promise.allSettled([
+    getJSON("api/status"),
+    getAllPages("api/topology"),
+    getJSON("api/generations/tree"),
+    getJSON("api/failures", {
+      kind: "activation_failed",
+      newest_first: true,
+      limit: FAILURES_SHOWN,
+    }),
+  ]);
+  const refused = [status, topology, tree, failures].find(
+    (r) => r.status === "rejected" && r.reason instanceof ApiError && r.reason.status === 401,
+  );
+  if (refused) {
+    askForToken(refused.reason.message);
+    return;
+  }
+  if (status.status === "fulfilled") applyStatus(status.value);
+  show($("topology-panel"), topology, (placements) =>
+    renderTopology($("topology"), placements, state.envs),
+  );
+  show($("tree-panel"), tree, (roots) => renderTree($("tree"), roots));
+  show($("failures-panel"), failures, (page) =>
+    renderFailures($("failures"), $("failures-empty"), page.items),
+  );
+  $("updated").textContent = `updated ${formatTime(new Date().toISOString())}`;
+}
+
+function show(panel, result, render) {
+  if (result.status === "fulfilled") {
+    render(result.value);
+    panelError(panel, "");
+  } else {
+    const error = result.reason;
+    panelError(panel, `could not refresh: ${error instanceof ApiError ? error.describe() : error}`);
+  }
+}
+
+/** Refresh now, or once the running refresh is over (never two at a time). */
+function refresh() {
+  if (state.refreshing) {
+    state.again = true;
+    return state.refreshing;
+  }
+  state.refreshing = (async () => {
+    do {
+      state.again = false;
+      state.lastRefresh = Date.now();
+      await loadPanels();
+    } while (state.again);
+  })().finally(() => {
+    state.refreshing = null;
+  });
+  return state.refreshing;
+}
+
+/** Refresh soon: at most once every REFRESH_EVERY_MS, however many messages come. */
+function scheduleRefresh() {
+  if (state.timer !== null) return;
+  const wait = Math.max(0, state.lastRefresh + REFRESH_EVERY_MS - Date.now());
+  state.timer = setTimeout(() => {
+    state.timer = null;
+    refresh();
+  }, wait);
+}
+
+// --- the stream -------------------------------------------------------------------
+
+function startStream() {
+  stopStream();
+  state.stream = new LedgerStream({
+    onMessage({ event, id, data }) {
+      if (event === "ledger") {
+        setPosition("head", Number(id ?? data.position));
+        const where = [data.env, data.host, data.service].filter(Boolean).join(" ");
+        $("last-event").textContent = `last: ${data.kind ?? "?"} ${where}`;
+      } else if (event === "views") {
+        setPosition("views-position", Number(data.position));
+        scheduleRefresh();
+      }
+    },
+    onState(name, detail) {
+      if (name === "unauthorized") {
+        askForToken(detail);
+        return;
+      }
+      if (name === "stopped") return;
+      setConnection(name, typeof detail === "string" ? detail : "");
+      // After a reconnection the views may have moved on while we were away.
+      if (name === "live" && detail > 1) scheduleRefresh();
+    },
+  });
+  state.stream.start();
+}
+
+function stopStream() {
+  if (state.stream) {
+    const stream = state.stream;
+    state.stream = null;
+    stream.stop();
+  }
+}
+
+// --- start ------------------------------------------------------------------------
+
+async function start() {
+  stopStream();
+  let status;
+  try {
+    status = await getJSON("api/status");
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      askForToken(getToken() ? error.message : "");
+      return;
+    }
+    setConnection("offline", error.message);
+    setTimeout(start, 5000); // the server is away: try again
+    return;
+  }
+  $("token-panel").hidden = true;
+  $("dashboard").hidden = false;
+  $("token-change").hidden = false;
+  applyStatus(status);
+  await refresh();
+  if ($("dashboard").hidden) return; // a panel was refused: the token form shows
+  startStream();
+  if (!state.searchedOnce) {
+    state.searchedOnce = true;
+    search(); // the default question: where is openssl now
+  }
+}
+
+takeTokenFromFragment();
+setupTokenForm();
+setupAudit();
+start();

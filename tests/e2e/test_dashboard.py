@@ -1,0 +1,401 @@
+"""The dashboard in a real browser (headless Chromium via Playwright) against a real
+server on a demo ledger: topology, generation tree and failures as the API reports
+them, the audit search answering as ``projections.queries.where_counts`` does, live
+updates from the event stream, the token form, anonymous reads, and no request to any
+other host.
+
+Screenshots are written to the artifacts directory (``tests.services.browser``).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, ViewportSize, expect
+
+from api.app import ServerSettings
+from ledger.application import Ledger, numbered_batches
+from ledger.demo import demo_fleet
+from ledger.store import locate
+from projections.queries import where_counts
+from projections.runner import Views
+from projections.versions import parse_range
+from tests.services.api import ApiServer
+from tests.services.browser import browser_fixture, screenshot_dir  # noqa: F401 (`browser`)
+
+WAIT_MS = 15_000
+"""How long a wait for the page may take (generous: a wait, never a timing assert)."""
+VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
+HEALTH_LEVELS = {"ok": 1, "warning": 2, "critical": 3}
+HEALTH_NAMES = ["unknown", "ok", "warning", "critical"]
+
+expect.set_options(timeout=WAIT_MS)
+
+
+# --- the ledger, the servers, the pages ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite ledger holding the demo fleet (as ``ledger demo`` records it), with its
+    views built; and a copy of it next to it (``spare.db``), taken before any server
+    added its tokens, for a second server."""
+    path = tmp_path_factory.mktemp("dashboard") / "ledger.db"
+    ledger = Ledger(locate(str(path)), create=True)
+    try:
+        for batch in numbered_batches(demo_fleet(), 2000):
+            ledger.append([event for _, event in batch], source="demo")
+        Views(ledger).catch_up()
+    finally:
+        ledger.close()
+    with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(spare(path))) as copy:
+        source.backup(copy)
+    return path
+
+
+def spare(path: Path) -> Path:
+    return path.with_name("spare.db")
+
+
+@pytest.fixture(scope="module")
+def server(demo_ledger: Path) -> Iterator[ApiServer]:
+    running = ApiServer(str(demo_ledger), ServerSettings(stream_interval=0.05)).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def anonymous_server(demo_ledger: Path) -> Iterator[ApiServer]:
+    """A server with ``--allow-anonymous-read``, on the demo ledger's copy."""
+    settings = ServerSettings(stream_interval=0.05, allow_anonymous_read=True)
+    running = ApiServer(str(spare(demo_ledger)), settings).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@contextmanager
+def open_page(browser: Browser) -> Iterator[Page]:
+    """A page in a fresh context (its own sessionStorage); uncaught script errors and
+    dialogs fail the test."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not problems, problems
+
+
+@pytest.fixture(name="page")
+def page_fixture(browser: Browser) -> Iterator[Page]:
+    with open_page(browser) as page:
+        yield page
+
+
+def open_dashboard(page: Page, server: ApiServer, role: str = "reader") -> None:
+    """The dashboard with a token given in the URL fragment, once its panels are in."""
+    page.goto(f"{server.base}/#token={server.tokens[role]}")
+    expect(page.locator("#dashboard")).to_be_visible()
+    expect(page.locator("#topology .host").first).to_be_visible()
+    expect(page.locator("#failures tbody tr").first).to_be_visible()
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+
+
+def shot(page: Page, name: str, selector: str | None = None) -> None:
+    path = screenshot_dir() / f"dashboard-{name}.png"
+    if selector is None:
+        page.screenshot(path=path, full_page=True)
+    else:
+        page.locator(selector).screenshot(path=path)
+
+
+# --- the API, as the expectations' source ----------------------------------------------
+
+
+def api_get(server: ApiServer, path: str, **params: object) -> Any:
+    response = httpx.get(
+        f"{server.base}{path}", params=cast(Any, params), headers=server.headers("reader")
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def all_pages(server: ApiServer, path: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    url: str | None = f"{server.base}{path}?limit=1000"
+    while url:
+        response = httpx.get(url, headers=server.headers("reader"))
+        response.raise_for_status()
+        page = response.json()
+        items += page["items"]
+        url = page["next"] and server.base + page["next"]  # relative to the server
+    return items
+
+
+def flatten(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out, stack = [], list(nodes)
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack += node["children"]
+    return out
+
+
+def expected_hosts(placements: list[dict[str, Any]]) -> dict[str, tuple[str, int | None]]:
+    """Per "env/host": the worst health (critical > warning > ok; unknown without any
+    report) and the newest placement's generation."""
+    levels: dict[str, int] = {}
+    generations: dict[str, int | None] = {}
+    for p in placements:
+        key = f"{p['env']}/{p['host']}"
+        name = (p["health"] or "").replace("(stale)", "").strip()
+        levels[key] = max(levels.get(key, 0), HEALTH_LEVELS.get(name, 0))
+        if p["generation"] is not None:
+            generations[key] = max(generations.get(key) or 0, p["generation"])
+        else:
+            generations.setdefault(key, None)
+    return {key: (HEALTH_NAMES[level], generations[key]) for key, level in levels.items()}
+
+
+# --- the tests -------------------------------------------------------------------------
+
+
+def test_overview_shows_topology_tree_and_failures(page: Page, server: ApiServer) -> None:
+    open_dashboard(page, server)
+    assert "token" not in page.url, "the token stays out of the address bar"
+    status = api_get(server, "/api/status")
+    assert len(status["envs"]) == 2
+    expect(page.locator("#whoami")).to_contain_text("test-reader")
+    expect(page.locator("#head")).to_have_attribute("data-position", str(status["head"]))
+
+    # Topology: a tile per host of each env, coloured by its worst health, grouped by
+    # the generation of its newest placement.
+    placements = all_pages(server, "/api/topology")
+    hosts = expected_hosts(placements)
+    expect(page.locator("#topology .host")).to_have_count(len(hosts))
+    for env in status["envs"]:
+        in_env = {key for key in hosts if key.startswith(f"{env}/")}
+        expect(page.locator(f'#topology section.env[data-env="{env}"] .host')).to_have_count(
+            len(in_env)
+        )
+    shown = page.eval_on_selector_all(
+        "#topology .host",
+        "tiles => tiles.map(t => [t.dataset.env + '/' + t.dataset.host, t.dataset.health,"
+        " t.closest('.gen-group').dataset.generation])",
+    )
+    assert {key: (health, int(gen) if gen else None) for key, health, gen in shown} == hosts
+    assert {health for health, _ in hosts.values()} >= {"ok", "warning", "critical"}
+
+    # The generation tree: every generation, the rollbacks with their targets, the
+    # failed ones with their failure, the tags.
+    generations = flatten(api_get(server, "/api/generations/tree"))
+    expect(page.locator("#tree li.gen")).to_have_count(len(generations))
+    rollbacks = [g for g in generations if g["reason"] == "rollback"]
+    failed = [g for g in generations if g["failure"]]
+    assert rollbacks
+    assert failed
+    for g in rollbacks:
+        node = page.locator(f'#tree li.gen[data-env="{g["env"]}"][data-number="{g["number"]}"]')
+        expect(node.locator(".badge.rollback")).to_have_text(f"↩ rollback to #{g['target']}")
+    for g in failed:
+        node = page.locator(f'#tree li.gen[data-env="{g["env"]}"][data-number="{g["number"]}"]')
+        expect(node).to_have_class(re.compile(r"\bis-failed\b"))
+        expect(node.locator(":scope > .failure")).to_have_text(g["failure"])
+    tags = sorted({tag for g in generations for tag in g["tags"]})
+    assert tags
+    assert sorted(set(page.locator("#tree .tag").all_text_contents())) == tags
+
+    # The latest failed activations, newest first.
+    failures = api_get(
+        server, "/api/failures", kind="activation_failed", newest_first="true", limit=20
+    )["items"]
+    assert failures
+    rows = page.locator("#failures tbody tr")
+    expect(rows).to_have_count(len(failures))
+    for row, failure in zip(rows.all(), failures, strict=True):
+        cells = row.locator("td").all_text_contents()
+        assert cells[1:] == [failure["env"], failure["host"], failure["service"],
+                             str(failure["generation"]), failure["reason"]]  # fmt: skip
+    shot(page, "overview")
+
+
+def summary_rows(page: Page) -> list[dict[str, Any]]:
+    """The audit summary as the page shows it."""
+    return cast(
+        list[dict[str, Any]],
+        page.eval_on_selector_all(
+            "#where-summary:not([hidden]) tbody tr",
+            """rows => rows.map(row => {
+                const cells = row.querySelectorAll('td');
+                return {env: cells[0].textContent, version: cells[1].textContent,
+                        hosts: Number(cells[2].textContent.replace(/,/g, '')),
+                        services: [...cells[3].querySelectorAll('.svc')].map(s => s.textContent)};
+            })""",
+        ),
+    )
+
+
+def ask(page: Page, name: str, version_range: str = "", at: str = "", env: str = "") -> None:
+    """Fill the audit form, search, and wait for the answer (or the error) to show."""
+    result = page.locator("#where-result")
+    before = int(result.get_attribute("data-searches") or 0)
+    page.fill("#where-name", name)
+    page.fill("#where-range", version_range)
+    page.fill("#where-at", at)
+    page.select_option("#where-env", env)
+    page.click("#where-submit")
+    expect(result).to_have_attribute("data-searches", str(before + 1))
+
+
+def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> None:
+    open_dashboard(page, server)
+    expect(page.locator("#where-result")).to_have_attribute("data-state", "done")
+
+    # A moment between two generations of the demo's history, to the minute.
+    generations = api_get(server, "/api/generations", env="production", limit=1000)["items"]
+    middle = len(generations) // 2
+    done = datetime.fromisoformat(generations[middle]["finished_at"])
+    following = datetime.fromisoformat(generations[middle + 1]["planned_at"])
+    moment = (done + (following - done) / 2).replace(second=0, microsecond=0)
+    if moment <= done:
+        moment += timedelta(minutes=1)
+    assert done < moment < following
+    at_input = moment.strftime("%Y-%m-%dT%H:%M")
+
+    def expected(**kwargs: Any) -> list[dict[str, Any]]:
+        rows = where_counts(server.views, "openssl", at=moment, **kwargs)
+        return [{k: row[k] for k in ("env", "version", "hosts", "services")} for row in rows]
+
+    everything = expected()
+    ask(page, "openssl", at=at_input)
+    expect(page.locator("#where-error")).to_be_hidden()
+    assert everything
+    assert summary_rows(page) == everything
+    expect(page.locator("#where-caption")).to_contain_text(moment.strftime("%Y-%m-%d %H:%M"))
+    shot(page, "audit-openssl-at", "#audit-panel")
+
+    version_range = ">=1.0.1,<1.0.2"
+    in_range = expected(version_range=parse_range(version_range))
+    ask(page, "openssl", version_range, at_input)
+    assert in_range
+    assert in_range != everything
+    assert summary_rows(page) == in_range
+    shot(page, "audit-openssl-range", "#audit-panel")
+
+    staging = expected(version_range=parse_range(version_range), env="staging")
+    ask(page, "openssl", version_range, at_input, env="staging")
+    assert staging
+    assert summary_rows(page) == staging
+
+    # A range the API refuses: its message is shown, and no stale answer.
+    bad = ">=1.0.1,<<1.0.2"
+    refused = httpx.get(
+        f"{server.base}/api/where", params={"name": "openssl", "range": bad},
+        headers=server.headers("reader"),
+    )  # fmt: skip
+    assert refused.status_code == 422
+    ask(page, "openssl", bad)
+    expect(page.locator("#where-error")).to_be_visible()
+    expect(page.locator("#where-error")).to_contain_text(refused.json()["message"])
+    expect(page.locator("#where-summary")).to_be_hidden()
+    assert summary_rows(page) == []
+    shot(page, "audit-bad-range", "#audit-panel")
+
+
+def test_a_new_failed_activation_shows_without_a_reload(page: Page, server: ApiServer) -> None:
+    open_dashboard(page, server)
+    head = int(page.locator("#head").get_attribute("data-position") or 0)
+    page.evaluate("window.e2eNotReloaded = true")
+
+    placement = next(
+        p for p in all_pages(server, "/api/topology") if p["env"] == "staging" and p["generation"]
+    )
+    # Markup in the reason must show as text.
+    reason = f"health check failed <img src=x onerror=alert(1)> e2e-{uuid.uuid4().hex[:8]}"
+    event = {
+        "kind": "activation_failed", "event_id": str(uuid.uuid4()), "env": placement["env"],
+        "occurred_at": datetime.now(UTC).isoformat(), "actor": "e2e", "host": placement["host"],
+        "service": placement["service"], "build_id": placement["build_id"],
+        "generation": placement["generation"], "reason": reason,
+    }  # fmt: skip
+    response = httpx.post(f"{server.base}/api/events", json=event, headers=server.headers("writer"))
+    assert response.status_code == 201, response.text
+    position = response.json()["events"][0]["position"]
+    assert position > head
+
+    newest = page.locator("#failures tbody tr").first
+    expect(newest).to_have_attribute("data-position", str(position))
+    expect(newest.locator("td.reason")).to_have_text(reason)
+    expect(newest.locator("td").nth(2)).to_have_text(placement["host"])
+    expect(newest.locator("td.reason *")).to_have_count(0)
+    expect(page.locator("#head")).to_have_attribute("data-position", str(position))
+    assert page.evaluate("window.e2eNotReloaded") is True
+    shot(page, "live-failure")
+
+
+def test_token_form_and_anonymous_reads(
+    browser: Browser, server: ApiServer, anonymous_server: ApiServer
+) -> None:
+    with open_page(browser) as page:
+        page.goto(f"{server.base}/")
+        expect(page.locator("#token-form")).to_be_visible()
+        expect(page.locator("#dashboard")).to_be_hidden()
+        expect(page.locator("#topology .host")).to_have_count(0)
+        expect(page.locator("#failures tbody tr")).to_have_count(0)
+        shot(page, "token-form")
+
+        page.fill("#token-input", server.tokens["reader"])
+        page.click("#token-form button[type=submit]")
+        expect(page.locator("#token-form")).to_be_hidden()
+        expect(page.locator("#topology .host").first).to_be_visible()
+        expect(page.locator("#whoami")).to_contain_text("test-reader")
+
+    with open_page(browser) as page:
+        page.goto(f"{server.base}/#token=not-a-token")
+        expect(page.locator("#token-form")).to_be_visible()
+        expect(page.locator("#token-message")).to_contain_text("not valid")
+        expect(page.locator("#topology .host")).to_have_count(0)
+
+    with open_page(browser) as page:
+        page.goto(f"{anonymous_server.base}/")
+        expect(page.locator("#topology .host").first).to_be_visible()
+        expect(page.locator("#token-form")).to_be_hidden()
+        expect(page.locator("#whoami")).to_contain_text("anonymous")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        shot(page, "anonymous")
+
+
+def test_every_request_goes_to_the_server(page: Page, server: ApiServer) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    open_dashboard(page, server)
+    expect(page.locator("#where-result")).to_have_attribute("data-state", "done")
+    page.click("#where-more")
+    expect(page.locator("#where-shown")).to_contain_text("51–100")
+
+    origin = urlsplit(server.base)
+    paths = {urlsplit(url).path for url in requests}
+    assert {"/", "/app.js", "/style.css", "/api/status", "/api/topology", "/api/stream",
+            "/api/where"} <= paths  # fmt: skip
+    elsewhere = [url for url in requests if urlsplit(url)[:2] != origin[:2]]
+    assert not elsewhere
+    loaded = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded
+    assert all(urlsplit(url)[:2] == origin[:2] for url in loaded)
