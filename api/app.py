@@ -188,15 +188,22 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
     Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 
     def page(request: Request, rows: Sequence[T], limit: int, offset: int) -> dict[str, Any]:
+        """A page of ``rows``, all of them at hand."""
+        return cut(request, list(rows[offset : offset + limit]), len(rows), limit, offset)
+
+    def cut(
+        request: Request, items: list[T], total: int, limit: int, offset: int
+    ) -> dict[str, Any]:
+        """A page: ``items`` from ``offset`` on, of ``total``."""
         end = offset + limit
         # Relative (path and query), so that it stays right behind a proxy or a prefix.
         next_url = (
             f"{request.url.path}?{request.url.include_query_params(offset=end, limit=limit).query}"
-            if end < len(rows)
+            if end < total
             else None
         )
-        return {"items": list(rows[offset:end]), "total": len(rows), "limit": limit,
-                "offset": offset, "next": next_url}  # fmt: skip
+        return {"items": items, "total": total, "limit": limit, "offset": offset,
+                "next": next_url}  # fmt: skip
 
     def invalid(error: InvalidInput) -> ApiError:
         text = str(error)
@@ -315,19 +322,26 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         moment, known = when(at, "at"), when(known_at, "known_at")
         if known is not None and moment is None:
             raise ApiError(422, "known_at needs at")
+        answer = {"name": name, "at": at, "known_at": known_at, "generation": generation}
         try:
-            found = queries.where(
-                views, name, version=version, version_range=version_range, at=moment,
-                known_at=known, generation_number=generation, env=env,
-            )  # fmt: skip
+            if generation is not None:  # a manifest: at most a generation's placements
+                found = queries.where(
+                    views, name, version=version, version_range=version_range,
+                    generation_number=generation, env=env,
+                )  # fmt: skip
+                rows = [f.row() for f in found]
+                summary = queries.where_summary(found)
+                return {**answer, "summary": summary,
+                        "placements": page(request, rows, limit, offset)}  # fmt: skip
+            # Counted and cut in the database: a page costs a page, however many match.
+            filters: dict[str, Any] = {"version": version, "version_range": version_range,
+                                       "at": moment, "known_at": known, "env": env}  # fmt: skip
+            summary = queries.where_counts(views, name, **filters)
+            found, total = queries.where_page(views, name, limit=limit, offset=offset, **filters)
         except InvalidInput as error:
             raise invalid(error) from None
-        rows = [{**f._asdict(), "since": queries.iso(f.since)} for f in found]
-        return {
-            "name": name, "at": at, "known_at": known_at, "generation": generation,
-            "summary": queries.where_summary(found),
-            "placements": page(request, rows, limit, offset),
-        }  # fmt: skip
+        placements = cut(request, [f.row() for f in found], total, limit, offset)
+        return {**answer, "summary": summary, "placements": placements}
 
     @app.get("/api/failures", response_model=models.Page[models.Failure], tags=["audit"])
     def failures(

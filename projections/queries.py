@@ -249,10 +249,48 @@ def where(
             "FROM build_components c JOIN placements p ON p.build_id = c.build_id "
             "LEFT JOIN builds b ON b.build_id = c.build_id "
             f"WHERE c.name = ? AND c.version IN ({marks}) AND {condition} "
-            "ORDER BY p.env, p.host, p.service, c.version",
+            "ORDER BY p.env, p.host, p.service, c.version, p.build_id, p.valid_from",
             [name, *versions, *params],
         )
     return list(map(Found._make, rows))
+
+
+def where_page(
+    views: Views,
+    name: str,
+    *,
+    version: str | None = None,
+    version_range: VersionRange | None = None,
+    at: datetime | None = None,
+    known_at: datetime | None = None,
+    env: str | None = None,
+    limit: int,
+    offset: int = 0,
+) -> tuple[list[Found], int]:
+    """``where`` (not for a generation's manifest), ``limit`` answers from ``offset`` on
+    in the same order, and how many there are in all: counted and cut in the database,
+    so that a page of a large answer costs a page (the HTTP API's pages)."""
+    with views.read() as tx:
+        versions = _matching_versions(tx, name, version, version_range)
+        if not versions:
+            return [], 0
+        condition, params = _placement_condition(at, known_at, env)
+        matching = (
+            "FROM build_components c JOIN placements p ON p.build_id = c.build_id "
+            "LEFT JOIN builds b ON b.build_id = c.build_id "
+            f"WHERE c.name = ? AND c.version IN ({', '.join('?' * len(versions))}) "
+            f"AND {condition}"
+        )
+        arguments = [name, *versions, *params]
+        [(total,)] = tx.tuples(f"SELECT COUNT(*) {matching}", arguments)
+        rows = tx.tuples(
+            "SELECT p.env, p.host, p.service, p.build_id, b.version, c.name, c.version, "
+            f"COALESCE(c.store_path, c.purl), p.valid_from, p.generation {matching} "
+            "ORDER BY p.env, p.host, p.service, c.version, p.build_id, p.valid_from "
+            "LIMIT ? OFFSET ?",
+            [*arguments, limit, offset],
+        )
+    return list(map(Found._make, rows)), int(total)
 
 
 class Found(NamedTuple):

@@ -310,3 +310,30 @@ def test_a_placement_listed_twice_counts_once(ledger: Ledger) -> None:
         ("h1", first),
         ("h2", first),
     ]
+
+
+def test_where_page_is_where_cut_in_pages(fleet: Fleet) -> None:
+    """The HTTP API's pages come from the database; put together they are ``where``."""
+    asks: list[dict[str, Any]] = [
+        {},
+        {"at": minute(fleet.during_gen3), "env": "production"},
+        {"at": minute(fleet.rollback_at + 1), "known_at": minute(fleet.rollback_at + 1)},
+        {"version_range": parse_range(">=1.0.1,<1.0.2"), "at": minute(fleet.during_gen1)},
+        {"version": "3.0.13"},
+    ]
+    for ask in asks:
+        whole = queries.where(fleet.views, "openssl", **ask)
+        assert whole, ask
+        for size in (1, 2, 3, 100):
+            pages, offset = [], 0
+            while True:
+                found, total = queries.where_page(
+                    fleet.views, "openssl", limit=size, offset=offset, **ask
+                )
+                assert total == len(whole)
+                pages += found
+                offset += size
+                if offset >= total:
+                    break
+            assert pages == whole, (ask, size)
+    assert queries.where_page(fleet.views, "libressl", limit=10) == ([], 0)
