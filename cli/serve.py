@@ -35,8 +35,9 @@ log = logging.getLogger("ledger.serve")
     help="Do not bring the views up to date here (`ledger project --follow` runs elsewhere).",
 )  # fmt: skip
 @click.option(
-    "--threads", type=click.IntRange(1, 256), default=40, show_default=True,
-    help="Requests answered at once (the thread pool the queries run in).",
+    "--threads", type=click.IntRange(1, 256), default=8, show_default=True,
+    help="Requests answered at once (the thread pool the queries run in; on PostgreSQL "
+    "keep it within the connection pool, 15).",
 )  # fmt: skip
 @pass_session
 def serve(
