@@ -183,7 +183,10 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
                 # ledger's own connections keep full synchronous commits.
                 connection._sqlite_conn.execute("PRAGMA synchronous = NORMAL")
                 connection._sqlite_conn.execute("PRAGMA wal_autocheckpoint = 16384")
-                connection._sqlite_conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+            # Readers too: the pool hands its connections out in turn, and with SQLite's
+            # default 2 MB each would read a large fleet's pages from the OS every time
+            # (measured: 15-20 ms more per `where` on the 10,000-host fleet).
+            connection._sqlite_conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
             with connection.transaction(commit=commit) as c:
                 yield Tx(cast(Cursor, c), postgres=False)
 
