@@ -44,3 +44,10 @@ bench-kafka:
 .PHONY: bench-kafka-ingest
 bench-kafka-ingest:
 	.venv/bin/python -m bench.kafka_ingest
+
+# GET /api/where?name=openssl on the 10,000-host fleet: wrk, 20 clients and 1, next to the
+# same answer built in process; SQLite and PostgreSQL. Generating the fleet takes minutes
+# (--keep DIR reuses it); needs wrk (apt-get install -y wrk).
+.PHONY: bench-api
+bench-api:
+	.venv/bin/python -m bench.api
