@@ -9,20 +9,31 @@ import click
 from cli import output
 from cli.errors import TAMPERED
 from cli.session import Session, pass_session
+from ledger.roles import create_roles
 
 
 @click.command()
+@click.option(
+    "--postgres-roles", is_flag=True,
+    help="Also create the PostgreSQL roles PREFIX_writer (append only) and PREFIX_reader.",
+)  # fmt: skip
+@click.option(
+    "--role-prefix", default="deploy_ledger", show_default=True, metavar="PREFIX",
+    help="With --postgres-roles: the roles' names start with this.",
+)  # fmt: skip
 @pass_session
-def init(session: Session) -> None:
+def init(session: Session, postgres_roles: bool, role_prefix: str) -> None:
     """Create the ledger's tables (safe to run again: it changes nothing then).
 
     This also installs the triggers that refuse UPDATE and DELETE (and, on
-    PostgreSQL, TRUNCATE) of stored events.
+    PostgreSQL, TRUNCATE) of stored events. With --postgres-roles it also creates two
+    group roles: PREFIX_writer appends but can never change or delete a stored event,
+    PREFIX_reader only reads; grant them to login roles (see docs/operations.md).
 
     \b
     Example:
       ledger init
-      ledger --ledger postgresql://ledger:secret@db.internal/ledger init
+      ledger --ledger postgresql://postgres@db.internal/ledger init --postgres-roles
     """
     ledger = session.open(create=True)
     output.console().print(
@@ -30,6 +41,16 @@ def init(session: Session) -> None:
         f"{ledger.count()} events.",
         markup=False,
     )
+    if postgres_roles:
+        views = session.open_views(ledger)  # their tables exist before privileges are set
+        views.recorder.datastore.close()
+        roles = create_roles(ledger.location, ledger.store.events_table_name, role_prefix)
+        output.console().print(
+            f"Roles ready in schema {roles.schema}: {roles.writer} (appends, never changes "
+            f"or deletes an event), {roles.reader} (reads). Grant them to login roles, "
+            f"e.g.: CREATE ROLE ingest LOGIN PASSWORD '…' IN ROLE {roles.writer};",
+            markup=False,
+        )
 
 
 def _anchor(value: str) -> tuple[int, str]:

@@ -26,6 +26,8 @@ class IndexedEvent(NamedTuple):
 class LedgerRecorder(Protocol):
     """What the ledger needs of a recorder beyond the library's application recorder."""
 
+    events_table_name: str
+
     def has_tables(self) -> bool: ...
 
     def lookup_event_ids(self, event_ids: Iterable[UUID]) -> dict[UUID, IndexedEvent]: ...
