@@ -6,9 +6,8 @@ from __future__ import annotations
 from fastapi import Request
 
 from ledger.events import Envelope
-from ledger.importers.jsonl import LineError, parse_line
+from ledger.importers.jsonl import IngestRefused, parse_lines
 
-MAX_REPORTED_ERRORS = 100
 JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
 
 
@@ -53,26 +52,17 @@ def parse_body(body: bytes, content_type: str, actor: str) -> list[Envelope]:
             f"not {media or 'no content type'}",
             [],
         )
-    events: list[Envelope] = []
-    errors: list[LineError] = []
-    bad = 0
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        parsed = parse_line(number, raw.strip())
-        if isinstance(parsed, list):
-            bad += 1
-            errors += parsed[: MAX_REPORTED_ERRORS - len(errors)]
-        else:
-            events.append(parsed.model_copy(update={"actor": actor}))
-    if bad:
+    try:
+        parsed = parse_lines(lines)
+    except IngestRefused as refused:
         details: list[dict[str, object]] = [
-            {"line": e.line, "field": e.field, "reason": e.reason} for e in errors
+            {"line": e.line, "field": e.field, "reason": e.reason} for e in refused.errors
         ]
         raise EventsRefused(
-            422, f"{bad} of {len(lines)} events are invalid, nothing was stored; first: "
-            f"{errors[0]}", details,
-        )  # fmt: skip
+            422, f"{refused.bad_lines} of {len(lines)} events are invalid, nothing was "
+            f"stored; first: {refused.errors[0]}", details,
+        ) from None  # fmt: skip
+    events: list[Envelope] = [e.model_copy(update={"actor": actor}) for e in parsed]
     if not events:
         raise EventsRefused(400, "the body holds no event", [])
     return events

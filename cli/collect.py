@@ -6,9 +6,10 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -20,14 +21,42 @@ from collectors.slack import SlackCollector
 from ledger.store import locate
 
 CONFIG_VARIABLE = "LEDGER_CONFIG"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def riemann_options(what: str) -> Callable[[F], F]:
+    """--riemann (described as ``what``) and its TLS settings (collect and doctor)."""
+
+    def add(command: F) -> F:
+        for option in reversed(
+            [
+                click.option("--riemann", metavar="HOST:PORT", help=what),
+                click.option(
+                    "--riemann-tls", is_flag=True, default=None, help="Connect to Riemann over TLS."
+                ),
+                click.option(
+                    "--riemann-ca", type=click.Path(dir_okay=False), help="CA bundle (PEM) for TLS."
+                ),
+                click.option(
+                    "--riemann-cert",
+                    type=click.Path(dir_okay=False),
+                    help="Client certificate (PEM).",
+                ),
+                click.option(
+                    "--riemann-key",
+                    type=click.Path(dir_okay=False),
+                    help="Client certificate's key.",
+                ),
+            ]
+        ):
+            command = option(command)
+        return command
+
+    return add
 
 
 @click.command()
-@click.option("--riemann", metavar="HOST:PORT", help="Send every event and gauges to Riemann.")
-@click.option("--riemann-tls", is_flag=True, default=None, help="Connect to Riemann over TLS.")
-@click.option("--riemann-ca", type=click.Path(dir_okay=False), help="CA bundle (PEM) for TLS.")
-@click.option("--riemann-cert", type=click.Path(dir_okay=False), help="Client certificate (PEM).")
-@click.option("--riemann-key", type=click.Path(dir_okay=False), help="Client certificate's key.")
+@riemann_options("Send every event and gauges to Riemann.")
 @click.option(
     "--slack-webhook",
     metavar="URL",

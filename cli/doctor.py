@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cli import output
-from cli.collect import CONFIG_VARIABLE
+from cli.collect import CONFIG_VARIABLE, riemann_options
 from cli.errors import FAILURE
 from cli.publish import bootstrap_option
 from cli.session import Session, pass_session
@@ -32,11 +32,7 @@ SETTING_PATHS = {"riemann_ca", "riemann_cert", "riemann_key"}
               help="With --kafka: the topic `ledger ingest --kafka` reads.")  # fmt: skip
 @click.option("--dead-letter-topic", default="", show_default="INGEST_TOPIC.dead-letter",
               help="With --kafka: the ingest workers' dead-letter topic.")  # fmt: skip
-@click.option("--riemann", metavar="HOST:PORT", help="Riemann server, as for `ledger collect`.")
-@click.option("--riemann-tls", is_flag=True, default=None, help="Connect to Riemann over TLS.")
-@click.option("--riemann-ca", type=click.Path(dir_okay=False), help="CA bundle (PEM) for TLS.")
-@click.option("--riemann-cert", type=click.Path(dir_okay=False), help="Client certificate (PEM).")
-@click.option("--riemann-key", type=click.Path(dir_okay=False), help="Client certificate's key.")
+@riemann_options("Riemann server, as for `ledger collect`.")
 @click.option(
     "--slack-webhook",
     metavar="URL",

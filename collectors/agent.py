@@ -19,29 +19,12 @@ from kafka.errors import KafkaError
 
 from collectors.kafka_client import KafkaUnavailable, open_producer, record_key, wait_for_acks
 from ledger.events import Envelope
-from ledger.importers.jsonl import IngestRefused, LineError, parse_line
-
-MAX_REPORTED_ERRORS = 100
+from ledger.importers.jsonl import parse_lines
 
 
 def read_events(stream: IO[bytes]) -> list[Envelope]:
     """Every event of a JSON Lines stream; refuses the whole stream if a line is bad."""
-    events: list[Envelope] = []
-    errors: list[LineError] = []
-    bad_lines = lines = 0
-    for number, raw in enumerate(stream, start=1):
-        lines = number
-        if not raw.strip():
-            continue
-        parsed = parse_line(number, raw.strip())
-        if isinstance(parsed, list):
-            bad_lines += 1
-            errors += parsed[: MAX_REPORTED_ERRORS - len(errors)]
-        else:
-            events.append(parsed)
-    if bad_lines:
-        raise IngestRefused(errors, bad_lines, lines)
-    return events
+    return list(parse_lines(stream))
 
 
 def send(

@@ -85,6 +85,27 @@ def parse_line(number: int, raw: bytes) -> LedgerEvent | list[LineError]:
         return [LineError(number, "", "JSON nested too deeply")]
 
 
+def parse_lines(lines: Iterable[bytes]) -> list[LedgerEvent]:
+    """Every event of a small JSON Lines input held in memory (an agent's file, an HTTP
+    body), blank lines skipped; ``IngestRefused`` naming every bad line if any is."""
+    events: list[LedgerEvent] = []
+    errors: list[LineError] = []
+    bad_lines = count = 0
+    for number, raw in enumerate(lines, start=1):
+        count = number
+        if not raw.strip():
+            continue
+        parsed = parse_line(number, raw.strip())
+        if isinstance(parsed, list):
+            bad_lines += 1
+            errors += parsed[: MAX_REPORTED_ERRORS - len(errors)]
+        else:
+            events.append(parsed)
+    if bad_lines:
+        raise IngestRefused(errors, bad_lines, count)
+    return events
+
+
 def _line_error(number: int, detail: ErrorDetails) -> LineError:
     field, reason = describe_error(detail)
     return LineError(number, field, reason)
