@@ -229,8 +229,8 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         head, _ = views.ledger.head()
         envs = [r["env"] for r in views.query(
             "SELECT DISTINCT env FROM generations ORDER BY env")]  # fmt: skip
-        return {"head": head, "views": broadcaster.position if settings.project else head,
-                "envs": envs, "role": token.role, "token": token.name}  # fmt: skip
+        return {"head": head, "views": broadcaster.views_position, "envs": envs,
+                "role": token.role, "token": token.name}  # fmt: skip
 
     @app.get("/api/topology", response_model=models.Page[models.Placement], tags=["views"])
     def topology(

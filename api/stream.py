@@ -63,7 +63,7 @@ class Broadcaster:
         self.project = project
         self.interval = interval
         self.position, _ = views.ledger.head()
-        self.views_position = self.position
+        self.views_position = self._views_position()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.clients: set[asyncio.Queue[bytes | None]] = set()
         self.stop = threading.Event()
@@ -90,14 +90,15 @@ class Broadcaster:
 
     def _step(self) -> bool:
         facts = read_after(self.views.ledger, self.position, 500)
+        position = facts[-1][0] if facts else self.position
         if self.project:
-            self.views.catch_up()
-        if facts:
-            self.position = facts[-1][0]
+            if self.views_position < position:  # new facts, or views behind at start
+                self.views.catch_up()  # so that the views include what is announced
+            views_position = position
+        else:  # the runner elsewhere (``ledger project --follow``) moves them
+            views_position = self._views_position()
+        self.position = position
         lines = [sse("ledger", summary(p, e), event_id=p) for p, e in facts]
-        # The views' own position: with ``project`` they include every fact read; else
-        # they move when the runner elsewhere (``ledger project --follow``) moves them.
-        views_position = self.position if self.project else self._views_position()
         if views_position != self.views_position:
             self.views_position = views_position
             lines.append(sse("views", {"position": views_position}))

@@ -14,18 +14,23 @@ wheel, memory storage, a process of its own: ``tests.services.kafka``).
 * **raw append** — the ledger alone: ``Ledger.append`` of the same events, parsed
   beforehand, in batches of ``--batch`` into a fresh schema; events/s.
 
-Rounds alternate (1 worker, 2 workers); best of ``--rounds``. PostgreSQL is ``pgserver``
+Rounds alternate (1 worker, 2 workers); best of ``--rounds``. ``--profile`` adds one
+worker in this process under cProfile and prints each phase's share of its time
+(poll, store — of which append and parse_record —, dead_letter, commit). PostgreSQL is ``pgserver``
 or ``LEDGER_BENCH_POSTGRES_URL``.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -38,6 +43,7 @@ from bench.collectors import demo_events
 from bench.kafka import broker, create_topic
 from bench.machine import describe
 from bench.postgres import create_schema, ledger_url, postgres_server, server_settings
+from collectors.ingest import IngestSettings, IngestWorker, run_ingest
 from collectors.kafka_client import record_key
 from ledger.application import Ledger, batched
 from ledger.events import Envelope
@@ -91,7 +97,14 @@ def workers_round(
         now = time.perf_counter()
         if stored and first_at is None:
             first_at, first = now, stored
-        if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in processes):
+        ended = [p.poll() for p in processes]
+        if (
+            time.monotonic() > deadline
+            or any(code not in (None, 0) for code in ended)
+            or (
+                None not in ended and head(url) < count  # all stopped (--once), some unstored
+            )
+        ):
             for p in processes:
                 p.kill()
             log = (logs / f"{group}-0.log").read_text()[-2000:]
@@ -140,6 +153,42 @@ def raw_append(url: str, events: list[Envelope], batch: int) -> float:
     return len(events) / elapsed
 
 
+PHASES = ("poll", "store", "append", "parse_record", "dead_letter", "commit")
+"""IngestWorker's steps (and Ledger.append), by function name, for ``--profile``."""
+
+
+def profiled_worker(url: str, bootstrap: str, count: int, batch: int) -> dict[str, Any]:
+    """One worker in this process under cProfile (which slows it), from the group's join
+    to the last record: messages/s and each phase's share of the time."""
+    ledger = Ledger(locate(url), create=True)
+    settings = IngestSettings(
+        bootstrap=bootstrap, topic=TOPIC, group="bench-profiled", batch=batch,
+        session_timeout=6, max_poll_interval=60,
+    )  # fmt: skip
+    worker = IngestWorker(ledger, settings)
+    while not worker.assigned():  # the join is not measured
+        worker.step(0.5)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    run_ingest(worker, threading.Event(), once=True)
+    profiler.disable()
+    elapsed = time.perf_counter() - started
+    worker.close()
+    ledger.close()
+    stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    cumulative = {
+        phase: sum(v[3] for (_, _, name), v in stats.items() if name == phase) for phase in PHASES
+    }
+    return {
+        "records": worker.totals.records,
+        "messages_per_s": round(worker.totals.records / elapsed),
+        "share_of_time": {
+            phase: round(seconds / elapsed, 3) for phase, seconds in cumulative.items()
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.kafka_ingest", description=__doc__)
     parser.add_argument("--events", type=int, default=30_000)
@@ -147,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--profile", action="store_true", help="also one worker under cProfile: where time goes"
+    )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {"load_average_at_start": os.getloadavg()}
     events = list(demo_events(args.events))
@@ -172,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
                             url, server.bootstrap, workers, args.events, args.batch, group, work
                         )
                     )
+            if args.profile:
+                url = ledger_url(pg, create_schema(pg, "profiled"))
+                results["profile"] = profiled_worker(url, server.bootstrap, args.events, args.batch)
     best = {w: max(r, key=lambda x: x["messages_per_s"]) for w, r in rates.items()}
     results.update(
         events=args.events,
@@ -202,6 +257,10 @@ def main(argv: list[str] | None = None) -> None:
         f"  raw Ledger.append {results['raw_append_per_s']:,} events/s: 1 worker is "
         f"{one / results['raw_append_per_s']:.0%} of it, 2 workers {two / one:.2f}× 1 worker"
     )
+    if "profile" in results:
+        p = results["profile"]
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in p["share_of_time"].items())
+        print(f"  one worker under cProfile: {p['messages_per_s']:,} msg/s; {shares}")
 
 
 if __name__ == "__main__":

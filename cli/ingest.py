@@ -55,7 +55,7 @@ log = logging.getLogger("ledger.ingest")
 )  # fmt: skip
 @click.option(
     "--once", is_flag=True,
-    help="With --kafka: stop once a poll brings nothing new, instead of running on.",
+    help="With --kafka: stop once the partitions it holds are read to their end.",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_session

@@ -9,7 +9,9 @@ import click
 from cli import output
 from cli.errors import TAMPERED
 from cli.session import Session, pass_session
+from ledger.errors import InvalidInput
 from ledger.roles import create_roles
+from ledger.store import locate
 
 
 @click.command()
@@ -35,6 +37,8 @@ def init(session: Session, postgres_roles: bool, role_prefix: str) -> None:
       ledger init
       ledger --ledger postgresql://postgres@db.internal/ledger init --postgres-roles
     """
+    if postgres_roles and locate(session.url).backend != "postgres":
+        raise InvalidInput("--postgres-roles needs a PostgreSQL ledger (postgresql://…)")
     ledger = session.open(create=True)
     output.console().print(
         f"Ledger ready at {ledger.location.display} ({ledger.location.backend}): "
@@ -44,7 +48,7 @@ def init(session: Session, postgres_roles: bool, role_prefix: str) -> None:
     if postgres_roles:
         views = session.open_views(ledger)  # their tables exist before privileges are set
         views.recorder.datastore.close()
-        roles = create_roles(ledger.location, ledger.store.events_table_name, role_prefix)
+        roles = create_roles(ledger, role_prefix)
         output.console().print(
             f"Roles ready in schema {roles.schema}: {roles.writer} (appends, never changes "
             f"or deletes an event), {roles.reader} (reads). Grant them to login roles, "

@@ -26,6 +26,7 @@ from kafka.errors import KafkaError
 from api.tokens import ROLES, tokens
 from collectors.alerts import FOLLOWED_KINDS
 from collectors.follower import tracking_name
+from collectors.kafka_client import create_topic_command
 from collectors.settings import CollectSettings
 from collectors.tls import client_context
 from ledger.application import Ledger
@@ -189,13 +190,6 @@ def _lag_finding(
 
 
 # --- Kafka ----------------------------------------------------------------------------
-
-
-def create_topic_command(bootstrap: str, topic: str) -> str:
-    return (
-        f"kafka-topics.sh --bootstrap-server {bootstrap.partition(',')[0]} --create "
-        f"--topic {topic} --partitions 6"
-    )
 
 
 def check_kafka(

@@ -214,6 +214,22 @@ class IngestWorker:
     def assigned(self) -> set[TopicPartition]:
         return set(self.consumer.assignment())
 
+    def caught_up(self) -> bool:
+        """Whether it holds partitions and has read each to the end its last fetch saw.
+
+        Not "the last poll brought nothing": right after a (re)assignment a poll can
+        come back empty before the first fetch, with the partitions' records unread.
+        Until a fetch answers, a partition's end (high watermark) is unknown.
+        """
+        mine = self.assigned()
+        if not mine:
+            return False
+        for tp in mine:
+            end = self.consumer.highwater(tp)
+            if end is None or self.consumer.position(tp) < end:
+                return False
+        return True
+
     def step(self, poll_seconds: float = 1.0) -> bool:
         """Poll a batch, store it, commit it; whether there was anything.
 
@@ -328,9 +344,9 @@ def run_ingest(
     once: bool = False,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Step the worker until ``stop`` is set (with ``once``: until it has partitions
-    and a poll brings nothing new). Temporary failures back off and retry the same
-    records."""
+    """Step the worker until ``stop`` is set (with ``once``: until a poll brings nothing
+    and it has read every partition it holds to its end). Temporary failures back off
+    and retry the same records."""
     backoff = Backoff(ceiling=worker.settings.max_backoff)
     while not stop.is_set():
         try:
@@ -346,5 +362,5 @@ def run_ingest(
         if backoff.failures:
             log.info("ingest: storing again")
         backoff.succeeded()
-        if once and not busy and worker.assigned():
+        if once and not busy and worker.caught_up():
             return

@@ -67,6 +67,14 @@ def wait_for_acks(producer: Any, futures: Iterable[Any], timeout: float) -> None
             raise future.exception
 
 
+def create_topic_command(bootstrap: str, topic: str) -> str:
+    """The command that creates ``topic`` with Apache Kafka's tools (for error messages)."""
+    return (
+        f"kafka-topics.sh --bootstrap-server {bootstrap.partition(',')[0]} --create "
+        f"--topic {topic} --partitions 6"
+    )
+
+
 def require_topics(client: Any, topics: Iterable[str], bootstrap: str) -> None:
     """Refuse to start when one of ``topics`` does not exist on the broker.
 
@@ -80,6 +88,6 @@ def require_topics(client: Any, topics: Iterable[str], bootstrap: str) -> None:
     if missing:
         names = ", ".join(repr(t) for t in missing)
         raise MissingTopic(
-            f"there is no topic {names} on {bootstrap}: create it first "
-            f"(for example kafka-topics.sh --create --topic {missing[0]} --partitions 6)"
+            f"there is no topic {names} on {bootstrap}: create it first (for example "
+            f"{create_topic_command(bootstrap, missing[0])})"
         )

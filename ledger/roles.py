@@ -27,11 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
+from eventsourcing.persistence import PersistenceError
+from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
+from ledger.application import Ledger
 from ledger.errors import InvalidInput
 from ledger.index import INDEX_TABLE
-from ledger.store import StoreLocation
 
 
 @dataclass(frozen=True)
@@ -50,19 +52,17 @@ def role_names(prefix: str) -> tuple[str, str]:
     return f"{prefix}_writer", f"{prefix}_reader"
 
 
-def create_roles(
-    location: StoreLocation, events_table: str, prefix: str = "deploy_ledger"
-) -> Roles:
-    """Create (or bring up to date) the writer and reader roles of the ledger at
-    ``location``, which must be PostgreSQL with its tables created. Safe to run again."""
-    if location.backend != "postgres":
+def create_roles(ledger: Ledger, prefix: str = "deploy_ledger") -> Roles:
+    """Create (or bring up to date) the writer and reader roles of ``ledger``, which must
+    be on PostgreSQL with its tables created. Safe to run again."""
+    datastore = ledger.recorder.datastore  # type: ignore[attr-defined]
+    if not isinstance(datastore, PostgresDatastore):
         raise InvalidInput("--postgres-roles needs a PostgreSQL ledger (postgresql://…)")
     writer, reader = role_names(prefix)
-    settings = location.settings
-    schema = settings["POSTGRES_SCHEMA"] or "public"
+    schema = datastore.schema or "public"
     names = {
         "schema": sql.Identifier(schema),
-        "events": sql.Identifier(schema, events_table),
+        "events": sql.Identifier(schema, ledger.store.events_table_name),
         "index": sql.Identifier(schema, INDEX_TABLE),
         "writer": sql.Identifier(writer),
         "reader": sql.Identifier(reader),
@@ -87,42 +87,27 @@ def create_roles(
         "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {reader}",
     ]
     try:
-        with psycopg.connect(_conninfo(location), autocommit=True) as conn:
+        with datastore.transaction(commit=True) as curs:
             for role in (writer, reader):
-                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-                if exists.fetchone() is None:
-                    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-            with conn.transaction():
-                # The derived tables (views, tracking, alerts, tokens) become the writer's:
-                # it keeps them, and creating an index IF NOT EXISTS needs the owner.
-                derived = conn.execute(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = %s "
-                    "AND tablename <> ALL(%s)",
-                    (schema, [events_table, INDEX_TABLE]),
-                ).fetchall()
-                for (table,) in derived:
-                    conn.execute(
-                        sql.SQL("ALTER TABLE {} OWNER TO {}").format(
-                            sql.Identifier(schema, table), names["writer"]
-                        )
-                    )
-                for statement in statements:
-                    conn.execute(sql.SQL(statement).format(**names))
-    except psycopg.errors.InsufficientPrivilege as error:
+                curs.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+                if curs.fetchone() is None:
+                    curs.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            # The derived tables (views, tracking, alerts, tokens) become the writer's: it
+            # keeps them, and creating an index IF NOT EXISTS needs the owner.
+            curs.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> ALL(%s)",
+                (schema, [ledger.store.events_table_name, INDEX_TABLE]),
+            )
+            for row in curs.fetchall():
+                table = sql.Identifier(schema, row["tablename"])
+                curs.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(table, names["writer"]))
+            for statement in statements:
+                curs.execute(sql.SQL(statement).format(**names))
+    except PersistenceError as error:
+        if not isinstance(error.__cause__, psycopg.errors.InsufficientPrivilege):
+            raise
         raise InvalidInput(
             f"creating roles needs a role that may (CREATEROLE, and owning the ledger's "
             f"tables): {str(error).strip()}"
         ) from None
     return Roles(writer, reader, schema)
-
-
-def _conninfo(location: StoreLocation) -> str:
-    s = location.settings
-    return psycopg.conninfo.make_conninfo(
-        dbname=s["POSTGRES_DBNAME"],
-        host=s["POSTGRES_HOST"],
-        port=s["POSTGRES_PORT"],
-        user=s["POSTGRES_USER"],
-        password=s["POSTGRES_PASSWORD"] or None,
-        connect_timeout=s.get("POSTGRES_CONNECT_TIMEOUT", "5"),
-    )

@@ -30,7 +30,7 @@ from ledger.store import locate
 from projections.queries import where_counts
 from projections.runner import Views
 from projections.versions import parse_range
-from tests.services.api import ApiServer
+from tests.services.api import ApiServer, serve
 from tests.services.browser import browser_fixture, screenshot_dir  # noqa: F401 (`browser`)
 
 WAIT_MS = 15_000
@@ -69,22 +69,14 @@ def spare(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def server(demo_ledger: Path) -> Iterator[ApiServer]:
-    running = ApiServer(str(demo_ledger), ServerSettings(stream_interval=0.05)).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from serve(str(demo_ledger))
 
 
 @pytest.fixture(scope="module")
 def anonymous_server(demo_ledger: Path) -> Iterator[ApiServer]:
     """A server with ``--allow-anonymous-read``, on the demo ledger's copy."""
     settings = ServerSettings(stream_interval=0.05, allow_anonymous_read=True)
-    running = ApiServer(str(spare(demo_ledger)), settings).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from serve(str(spare(demo_ledger)), settings)
 
 
 @contextmanager

@@ -4,7 +4,6 @@ the server retried with the same event."""
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -109,4 +108,3 @@ def test_an_outage_is_retried_with_the_same_event(ledger: Ledger, tmp_path: Path
         server.stop()
     facts = list(ledger.facts())
     assert [f.event["event_id"] for f in facts] == [str(first_id)]
-    assert os.path.islink(directory / "api")

@@ -260,12 +260,12 @@ def cli(url: str, *args: str, stdin: str | None = None) -> Result:
 class Worker:
     """``ledger ingest --kafka`` in a process of its own; its log is kept."""
 
-    def __init__(self, url: str, bootstrap: str, log: Path, **env: str) -> None:
+    def __init__(self, url: str, bootstrap: str, log: Path, *extra: str, **env: str) -> None:
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from cli.main import main; main()", "--ledger", url,
              "ingest", "--kafka", bootstrap, "--topic", TOPIC, "--group", GROUP,
-             "--batch-size", "50", "--json", *FAST_GROUP],
+             "--batch-size", "50", "--json", *FAST_GROUP, *extra],
             stdout=subprocess.PIPE, stderr=log.open("wb"), env={**os.environ, **env},
         )  # fmt: skip
 
@@ -339,6 +339,28 @@ def test_two_workers_in_one_group_share_the_partitions(
     assert sorted(e["event_id"] for e in stored) == sorted(e["event_id"] for e in events)
     for host in hosts:
         assert [e["metric"] for e in stored if e["host"] == host] == [float(n) for n in range(30)]
+
+
+def test_workers_run_once_stop_only_when_the_topic_is_read(
+    sqlite_url: str, kafka: KafkaBroker, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """With --once, the worker that finishes first leaves the group; the other gets its
+    partitions back after the rebalance and must read them to their end before it stops
+    (not stop at the first empty poll after the reassignment)."""
+    topics(kafka.bootstrap, partitions=4)
+    Ledger(locate(sqlite_url), create=True).close()
+    events = [event(f"lb-{i:02}", n) for n in range(150) for i in range(12)]
+    produce(kafka.bootstrap, keyed(events))
+    started = [Worker(sqlite_url, kafka.bootstrap, tmp_path / f"{n}.log", "--once")
+               for n in range(2)]  # fmt: skip
+    workers += started
+    totals = []
+    for worker in started:
+        out, _ = worker.process.communicate(timeout=DEADLINE)
+        assert worker.process.returncode == 0, worker.text()
+        totals.append(orjson.loads(out))
+    assert count(sqlite_url) == len(events), [w.text() for w in started]
+    assert sum(t["stored"] for t in totals) == len(events)
 
 
 def test_database_stopped_mid_ingest_loses_and_doubles_nothing(

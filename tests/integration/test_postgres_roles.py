@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -110,9 +111,10 @@ def test_the_reader_reads_and_writes_nothing(roles: tuple[str, str, str]) -> Non
         assert "permission denied" in refused(as_reader, statement), statement
 
 
-def test_roles_need_postgresql(tmp_path: object) -> None:
+def test_roles_need_postgresql(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         root, ["--ledger", f"{tmp_path}/ledger.db", "init", "--postgres-roles"]
     )
     assert result.exit_code == 2
     assert "--postgres-roles needs a PostgreSQL ledger" in result.output
+    assert not Path(f"{tmp_path}/ledger.db").exists()  # refused before anything was made
