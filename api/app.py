@@ -31,7 +31,7 @@ from api.events import BodyTooLarge, EventsRefused, parse_body, read_body
 from api.stream import Broadcaster
 from api.tokens import Role, Token, authenticate, digest
 from ledger.application import CheckState
-from ledger.errors import EventConflict, InvalidInput
+from ledger.errors import EventConflict, InvalidInput, UnknownName
 from ledger.events import GenerationTagged
 from projections import drift as drift_query
 from projections import queries
@@ -144,6 +144,11 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         first = details[0] if details else {"field": "?", "reason": "invalid"}
         return error_response(422, f"{first['field']}: {first['reason']}", details)
 
+    @app.exception_handler(UnknownName)
+    async def unknown_name(_: Request, error: UnknownName) -> Any:
+        # An env or package the ledger never saw: 404, never an empty 200 answer.
+        return error_response(404, str(error))
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> Any:
         return error_response(error.status_code, str(error.detail))
@@ -207,7 +212,8 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
 
     def invalid(error: InvalidInput) -> ApiError:
         text = str(error)
-        status = 404 if " has no " in text or text.startswith("no ") else 400
+        unknown = isinstance(error, UnknownName)
+        status = 404 if unknown or " has no " in text or text.startswith("no ") else 400
         return ApiError(status, text)
 
     def when(value: str | None, name: str) -> datetime | None:

@@ -167,7 +167,8 @@ def load(url: str, hosts: int) -> tuple[Ledger, Views]:
 def raw_read(views: Views) -> int:
     with views.read() as tx:
         active = tx.tuples(
-            "SELECT host, service, build_id FROM placements WHERE end_position IS NULL AND env = ?",
+            "SELECT host, service, build_id FROM placements "
+            "WHERE end_position IS NULL AND retired_by IS NULL AND env = ?",
             (ENV,),
         )
         blob = tx.tuples(
@@ -194,7 +195,9 @@ def measure(url: str, hosts: int, samples: int) -> dict[str, Any]:
     raw_times, _ = timed(samples, lambda: raw_read(views))
     placements = len(plan.manifest)
     active = views.query(
-        "SELECT COUNT(*) AS n FROM placements WHERE end_position IS NULL AND env = ?", (ENV,)
+        "SELECT COUNT(*) AS n FROM placements "
+        "WHERE end_position IS NULL AND retired_by IS NULL AND env = ?",
+        (ENV,),
     )[0]["n"]
     cli_started = time.perf_counter()
     cli = subprocess.run(

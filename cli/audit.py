@@ -111,10 +111,12 @@ def where(
             empty=f"no active closure holds {name}",
         )
     if found:
+        # A closure may hold two versions of a package: count placements, not rows.
+        placements = len({(f.env, f.host, f.service, f.build_id) for f in found})
         hosts = len({(f.env, f.host) for f in found})
         gap = "" if summary else "\n"
         output.console().print(
-            f"{gap}[bold]{escape(name)}[/bold]: {len(found)} placements on {hosts} hosts"
+            f"{gap}[bold]{escape(name)}[/bold]: {placements} placements on {hosts} hosts"
         )
         output.where_summary(queries.where_summary(found))
     elif summary:

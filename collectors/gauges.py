@@ -61,7 +61,8 @@ def gauges(views: Views, now: float) -> list[Gauge]:
 
 def hosts_per_generation(tx: Tx) -> list[Gauge]:
     rows = tx.tuples(
-        "SELECT env, host, MAX(generation) FROM placements WHERE end_position IS NULL "
+        "SELECT env, host, MAX(generation) FROM placements "
+        "WHERE end_position IS NULL AND retired_by IS NULL "
         "GROUP BY env, host"
     )
     counts = Counter((env, generation) for env, _, generation in rows)
@@ -80,7 +81,8 @@ def hosts_per_generation(tx: Tx) -> list[Gauge]:
 def hosts_not_on_current(tx: Tx) -> list[Gauge]:
     active: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
     for env, host, service, build_id in tx.tuples(
-        "SELECT env, host, service, build_id FROM placements WHERE end_position IS NULL"
+        "SELECT env, host, service, build_id FROM placements "
+        "WHERE end_position IS NULL AND retired_by IS NULL"
     ):
         active[env][host][service] = build_id
     found = []

@@ -21,3 +21,7 @@ class StoreNotInitialised(LedgerError):
 
 class StoreUnavailable(LedgerError):
     """The store could not be reached or answered with an error."""
+
+
+class UnknownName(InvalidInput):
+    """A question names something the ledger has never seen: an environment, a package."""

@@ -1,7 +1,8 @@
 """The builds view: every recorded build and its full closure, one row per component.
 
 Builds are content-addressed, so a build id names the same artifact in every
-environment: the first ``build_recorded`` of an id is kept, later ones are repeats.
+environment: the first ``build_recorded`` of an id is kept, later ones are repeats. Its
+``recorded_at`` says since when the ledger knows the closure (``where --known-at``).
 The closure table is what ``ledger where`` searches (indexed by component name) and
 what ``ledger diff`` compares.
 """
@@ -25,8 +26,8 @@ class BuildsView(View):
         "CREATE TABLE IF NOT EXISTS builds ("
         "build_id TEXT PRIMARY KEY, env TEXT NOT NULL, service TEXT NOT NULL, "
         "version TEXT NOT NULL, artifact TEXT NOT NULL, source_revision TEXT NOT NULL, "
-        "built_at BIGINT NOT NULL, position BIGINT NOT NULL, components BIGINT NOT NULL)"
-        + WITHOUT_ROWID,
+        "built_at BIGINT NOT NULL, recorded_at BIGINT NOT NULL, position BIGINT NOT NULL, "
+        "components BIGINT NOT NULL)" + WITHOUT_ROWID,
         "CREATE TABLE IF NOT EXISTS build_components ("
         "build_id TEXT NOT NULL, ord BIGINT NOT NULL, name TEXT NOT NULL, "
         "version TEXT NOT NULL, hash TEXT, store_path TEXT, purl TEXT, "
@@ -60,6 +61,7 @@ class BuildsView(View):
                     event["artifact"],
                     event["source_revision"],
                     to_micros(event["occurred_at"]),
+                    to_micros(event["recorded_at"]),
                     fact.position,
                     len(closure),
                 )
@@ -86,6 +88,7 @@ class BuildsView(View):
                 "artifact",
                 "source_revision",
                 "built_at",
+                "recorded_at",
                 "position",
                 "components",
             ),

@@ -35,7 +35,7 @@ def metrics(views: Views, env: str | None = None) -> list[Row]:
         gens = tx.query(f"SELECT * FROM generations WHERE 1 = 1{clause}", params)
         touched = tx.query(
             "SELECT env, service, generation, MIN(valid_from) AS first FROM placements "
-            f"WHERE 1 = 1{clause} GROUP BY env, service, generation",
+            f"WHERE retired_by IS NULL{clause} GROUP BY env, service, generation",
             params,
         )
         tried = tx.query(
@@ -46,7 +46,7 @@ def metrics(views: Views, env: str | None = None) -> list[Row]:
         leads = tx.query(
             "SELECT p.env, p.service, MIN(p.valid_from) - b.built_at AS lead FROM placements p "
             "JOIN builds b ON b.build_id = p.build_id "
-            f"WHERE 1 = 1{env_clause(env, 'p.env')[0]} "
+            f"WHERE p.retired_by IS NULL{env_clause(env, 'p.env')[0]} "
             "GROUP BY p.env, p.service, p.build_id, b.built_at",
             params,
         )

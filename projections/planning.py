@@ -193,7 +193,8 @@ def _state(
     active = {
         (host, service): build
         for host, service, build in tx.tuples(
-            "SELECT host, service, build_id FROM placements WHERE end_position IS NULL AND env = ?",
+            "SELECT host, service, build_id FROM placements "
+            "WHERE end_position IS NULL AND retired_by IS NULL AND env = ?",
             (env,),
         )
     }
@@ -366,7 +367,8 @@ def plan_resume(views: Views, env: str | None) -> Plan:
             (host, service, build)
             for host, service, build in tx.tuples(
                 "SELECT host, service, build_id FROM placements "
-                "WHERE env = ? AND ended_by = 'replaced' AND end_position > ?",
+                "WHERE env = ? AND ended_by = 'replaced' AND end_position > ? "
+                "AND retired_by IS NULL",
                 (env, latest["position"]),
             )
         }

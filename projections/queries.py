@@ -7,6 +7,7 @@ API will serve the same rows.
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from ledger.application import batched
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, UnknownName
 from projections.generations import manifest_entries
 from projections.runner import Views
 from projections.store import Tx, from_micros, to_micros
@@ -35,6 +36,46 @@ def iso(micros: int | None) -> str | None:
 def env_clause(env: str | None, column: str = "env") -> tuple[str, list[Any]]:
     """`` AND env = ?`` and its parameter when an env is given; nothing otherwise."""
     return (f" AND {column} = ?", [env]) if env else ("", [])
+
+
+def known_envs(tx: Tx) -> list[str]:
+    """Every environment any fact named: activations, health, builds, generations."""
+    return sorted(
+        env
+        for (env,) in tx.tuples(
+            "SELECT env FROM placement_envs UNION SELECT env FROM generations "
+            "UNION SELECT env FROM builds"
+        )
+    )
+
+
+def nearest(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x' or 'y'?"`` when some of ``known`` look like ``name``."""
+    names = {n.lower(): n for n in known}
+    close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.6)
+    if not close and len(name) >= 3:  # a prefix is close too: prod → production
+        close = sorted(n for n in names if n.startswith(name.lower()))[:3]
+    return f"; did you mean {' or '.join(repr(names[c]) for c in close)}?" if close else ""
+
+
+def require_env(tx: Tx, env: str | None) -> None:
+    """Refuse an environment the ledger has never seen: an empty answer must mean
+    "nothing there", never "no such environment"."""
+    if env is None:
+        return
+    envs = known_envs(tx)
+    if env not in envs:
+        raise UnknownName(
+            f"environment {env!r} is not in the ledger{nearest(env, envs)} "
+            f"(known: {', '.join(envs) or 'none yet'})"
+        )
+
+
+def require_env_of(views: Views, env: str | None, rows: Sequence[Any]) -> None:
+    """``require_env`` when an answer for ``env`` came out empty (it costs a query)."""
+    if env is not None and not rows:
+        with views.read() as tx:
+            require_env(tx, env)
 
 
 def pick_env(views: Views, env: str | None) -> str:
@@ -78,7 +119,7 @@ FROM placements p
 LEFT JOIN builds b ON b.build_id = p.build_id
 LEFT JOIN health hs ON hs.env = p.env AND hs.host = p.host AND hs.service = p.service
 LEFT JOIN health hh ON hh.env = p.env AND hh.host = p.host AND hh.service = ''
-WHERE p.end_position IS NULL"""
+WHERE p.end_position IS NULL AND p.retired_by IS NULL"""
 
 
 def _health(state: str | None, at: int | None, ttl: float | None, now: float) -> str | None:
@@ -114,6 +155,7 @@ def topology(views: Views, env: str | None = None, *, now: datetime | None = Non
     (stale or not as of ``now``, by default the clock's)."""
     clause, params = env_clause(env, "p.env")
     rows = views.query(f"{_CURRENT}{clause} ORDER BY p.env, p.host, p.service", params)
+    require_env_of(views, env, rows)
     seconds = _seconds(now)
     return [_placement(row, seconds) for row in rows]
 
@@ -147,6 +189,8 @@ def manifest(
             placement["depends_on"] = entry["depends_on"] if entry else []
             placement["closure"] = closure
             services.append(placement)
+        if not services:
+            require_env(tx, env)
     return services
 
 
@@ -236,6 +280,7 @@ def where(
         )
         versions = _matching_versions(tx, name, version, version_range)
         if not versions:
+            require_env(tx, env)
             return []
         marks = ", ".join("?" * len(versions))
         if manifest is not None:
@@ -252,6 +297,8 @@ def where(
             "ORDER BY p.env, p.host, p.service, c.version, p.build_id, p.valid_from",
             [name, *versions, *params],
         )
+        if not rows:
+            require_env(tx, env)
     return list(map(Found._make, rows))
 
 
@@ -273,6 +320,7 @@ def where_page(
     with views.read() as tx:
         versions = _matching_versions(tx, name, version, version_range)
         if not versions:
+            require_env(tx, env)
             return [], 0
         condition, params = _placement_condition(at, known_at, env)
         matching = (
@@ -290,6 +338,8 @@ def where_page(
             "LIMIT ? OFFSET ?",
             [*arguments, limit, offset],
         )
+        if not total:
+            require_env(tx, env)
     return list(map(Found._make, rows)), int(total)
 
 
@@ -321,31 +371,50 @@ Placement = tuple[str, str, str, str, int | None, int]
 def _matching_versions(
     tx: Tx, name: str, version: str | None, version_range: VersionRange | None
 ) -> list[str]:
-    """The versions of the package in any closure that the filters let through."""
-    return [
+    """The versions of the package in any closure that the filters let through.
+
+    A package that no closure ever held is refused (UnknownName, with the names that
+    look like it): "nowhere" must not stand for "misspelt"."""
+    seen = [
         found
         for (found,) in tx.tuples(
             "SELECT DISTINCT version FROM build_components WHERE name = ?", (name,)
         )
-        if version_matches(found, exact=version, range_=version_range)
     ]
+    if not seen:
+        names = [n for (n,) in tx.tuples("SELECT DISTINCT name FROM build_components")]
+        raise UnknownName(
+            f"no closure in the ledger has ever held a package called {name!r}"
+            f"{nearest(name, names)}"
+        )
+    return [found for found in seen if version_matches(found, exact=version, range_=version_range)]
 
 
 def _placement_condition(
     at: datetime | None, known_at: datetime | None, env: str | None
 ) -> tuple[str, list[Any]]:
-    """Which placements count: the open ones, or those holding ``at`` as known then."""
+    """Which placements count (``p``, joined with its build ``b``): the open ones, or
+    those holding ``at`` — as known now, or as known at ``known_at`` (rows and builds
+    recorded by then; see projections/placements.py)."""
     params: list[Any] = []
     if at is None and known_at is None:
-        condition = "p.end_position IS NULL"
+        condition = "p.end_position IS NULL AND p.retired_by IS NULL"
+    elif known_at is None:
+        condition = (
+            "p.retired_by IS NULL AND p.valid_from <= ? AND (p.valid_to IS NULL OR p.valid_to > ?)"
+        )
+        moment = to_micros(at or datetime.now(UTC))
+        params = [moment, moment]
     else:
         moment = to_micros(at or datetime.now(UTC))
-        known = to_micros(known_at) if known_at else _FOREVER
+        known = to_micros(known_at)
         condition = (
-            "p.valid_from <= ? AND p.recorded_from <= ? AND NOT ("
-            "p.end_position IS NOT NULL AND p.valid_to <= ? AND p.recorded_to <= ?)"
+            "p.recorded_from <= ? AND (p.retired_at IS NULL OR p.retired_at > ?) "
+            "AND p.valid_from <= ? AND NOT ("
+            "p.end_position IS NOT NULL AND p.valid_to <= ? AND p.recorded_to <= ?) "
+            "AND b.recorded_at <= ?"
         )
-        params = [moment, known, moment, known]
+        params = [known, known, moment, moment, known, known]
     if env:
         condition += " AND p.env = ?"
         params.append(env)
@@ -418,6 +487,7 @@ def where_counts(
     with views.read() as tx:
         versions = _matching_versions(tx, name, version, version_range)
         if not versions:
+            require_env(tx, env)
             return []
         condition, params = _placement_condition(at, known_at, env)
         # Service names may hold any printable character: collect them as JSON.
@@ -430,10 +500,13 @@ def where_counts(
             "SELECT p.env, c.version, COALESCE(c.store_path, c.purl, ''), "
             f"COUNT(DISTINCT p.host), {services} "
             "FROM build_components c JOIN placements p ON p.build_id = c.build_id "
+            "LEFT JOIN builds b ON b.build_id = c.build_id "
             f"WHERE c.name = ? AND c.version IN ({', '.join('?' * len(versions))}) "
             f"AND {condition} GROUP BY 1, 2, 3",
             [name, *versions, *params],
         )
+        if not rows:
+            require_env(tx, env)
     return _summary_rows(
         (
             env_name,
@@ -470,6 +543,7 @@ def history(
     rows = views.query(
         f"SELECT * FROM host_history WHERE host = ?{clause} ORDER BY position", [host, *params]
     )
+    require_env_of(views, env, rows)
     return [
         {**row, "service": row["service"] or None, "occurred_at": iso(row["occurred_at"])}
         for row in rows
@@ -481,4 +555,5 @@ def failures(views: Views, env: str | None = None) -> list[Row]:
     facts that contradict the stream, in ledger order."""
     clause, params = env_clause(env)
     rows = views.query(f"SELECT * FROM failures WHERE 1 = 1{clause} ORDER BY position", params)
+    require_env_of(views, env, rows)
     return [{**row, "occurred_at": iso(row["occurred_at"])} for row in rows]

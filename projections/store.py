@@ -92,9 +92,12 @@ class Tx:
         *,
         ignore: str = "",
         update_on: str = "",
+        update_if: str = "",
     ) -> None:
         """Insert rows. On a conflict over the columns ``ignore`` names the row is
-        skipped; over those ``update_on`` names, the existing row takes its values."""
+        skipped; over those ``update_on`` names, the existing row takes its values (only
+        where the condition ``update_if`` holds, when given: ``excluded.c`` is the new
+        value, ``table.c`` the stored one)."""
         if not rows:
             return
         names = ", ".join(columns)
@@ -104,6 +107,8 @@ class Tx:
             keys = {c.strip() for c in update_on.split(",")}
             changes = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
             conflict = f" ON CONFLICT ({update_on}) DO UPDATE SET {changes}"
+            if update_if:
+                conflict += f" WHERE {update_if}"
         else:
             conflict = ""
         if not self.postgres:
@@ -116,23 +121,29 @@ class Tx:
             self.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged}{conflict}")
 
     def update(
-        self, table: str, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        table: str,
+        key: str | Sequence[str],
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
     ) -> None:
-        """Set ``columns`` of the rows whose ``key`` is each row's first value."""
+        """Set ``columns`` of the rows whose ``key`` (a column, or several) is each
+        row's first value(s)."""
         if not rows:
             return
+        keys = (key,) if isinstance(key, str) else tuple(key)
         if not self.postgres:
             changes = ", ".join(f"{c} = ?" for c in columns)
+            match = " AND ".join(f"{k} = ?" for k in keys)
             self.execute_many(
-                f"UPDATE {table} SET {changes} WHERE {key} = ?",
-                [(*row[1:], row[0]) for row in rows],
+                f"UPDATE {table} SET {changes} WHERE {match}",
+                [(*row[len(keys) :], *row[: len(keys)]) for row in rows],
             )
             return
-        staged = self._stage(table, (key, *columns), rows)
+        staged = self._stage(table, (*keys, *columns), rows)
         changes = ", ".join(f"{c} = s.{c}" for c in columns)
-        self.execute(
-            f"UPDATE {table} AS t SET {changes} FROM {staged} AS s WHERE t.{key} = s.{key}"
-        )
+        match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        self.execute(f"UPDATE {table} AS t SET {changes} FROM {staged} AS s WHERE {match}")
 
     # PostgreSQL: bulk writes go through COPY, which takes rows at a fraction of the
     # per-statement cost of executemany; conflicts and updates through a staging table.

@@ -75,11 +75,12 @@ def rows_for_hosts(
     build_ids: Iterable[str] = (),
     services: Iterable[str] = (),
     condition: str = "",
+    group_by: str = "",
 ) -> list[dict[str, Any]]:
     """``select`` (a query without WHERE) for rows of the given hosts — and builds and
-    services, when given, and meeting ``condition`` — in chunks that keep the number of
-    SQL parameters bounded. A batch names few builds and services, so those narrow the
-    rows read to about the ones the batch is about."""
+    services, when given, and meeting ``condition``; grouped by ``group_by`` — in
+    chunks that keep the number of SQL parameters bounded. A batch names few builds and
+    services, so those narrow the rows read to about the ones the batch is about."""
     where, params = [condition] if condition else [], []
     for column, values in (("build_id", build_ids), ("service", services)):
         if wanted := sorted(set(values)):
@@ -88,5 +89,8 @@ def rows_for_hosts(
     rows: list[dict[str, Any]] = []
     for batch in batched(sorted(set(hosts)), IN_LIST):
         hosts_in = f"host IN ({', '.join('?' * len(batch))})"
-        rows += tx.query(f"{select} WHERE {' AND '.join([hosts_in, *where])}", [*batch, *params])
+        grouped = f" GROUP BY {group_by}" if group_by else ""
+        rows += tx.query(
+            f"{select} WHERE {' AND '.join([hosts_in, *where])}{grouped}", [*batch, *params]
+        )
     return rows
