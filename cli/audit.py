@@ -143,10 +143,11 @@ def history(
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """Show everything that happened on a host, in ledger order, with who reported it.
+    """Show everything that happened on a host, in time order, with who reported it.
 
     Distributions, activations, drains, deactivations, host reports and health changes
-    (repeated reports of an unchanged state are left out).
+    (repeated reports of an unchanged state are left out); facts that happened at the
+    same moment in ledger order.
 
     \b
     Example:

@@ -7,7 +7,7 @@ import click
 from cli import output
 from cli.session import Session, pass_session
 from ledger.application import append_in_batches, numbered_batches
-from ledger.demo import demo_fleet
+from ledger.demo import recorded_demo_fleet
 from ledger.summary import summarise
 from projections import queries
 
@@ -22,9 +22,11 @@ def demo(session: Session, hosts: int, services: int, seed: int) -> None:
 
     The fleet has production and staging, services with dependencies, builds whose
     closures hold several openssl, zlib and glibc versions, 20+ generations per
-    environment with a failed activation and a rollback, drains and health reports.
-    It is deterministic for a seed, so running it twice stores nothing new. It ends
-    with the audit answer: which openssl versions are active on how many hosts.
+    environment with a failed activation and a rollback, drains and health reports;
+    three production hosts' agents are offline for five hours and their facts arrive
+    late (see `ledger where --known-at`). It is deterministic for a seed, so running it
+    twice stores nothing new. It ends with the audit answer: which openssl versions are
+    active on how many hosts.
 
     \b
     Example:
@@ -35,7 +37,7 @@ def demo(session: Session, hosts: int, services: int, seed: int) -> None:
     with output.progress_bar("recording demo fleet", None, unit="events") as advance:
         totals = append_in_batches(
             ledger,
-            numbered_batches(demo_fleet(hosts=hosts, services=services, seed=seed)),
+            numbered_batches(recorded_demo_fleet(hosts=hosts, services=services, seed=seed)),
             source="demo",
             unit="events",
             on_batch=advance,

@@ -73,7 +73,7 @@ def replay(
         output.progress_bar("replaying", point.until, unit="events") as advance,
         replayed(ledger, point, advance) as views,
     ):
-        answer: dict[str, Any] = {"point": _point(point)}
+        answer: dict[str, Any] = {"point": {**_point(point), "replayed_events": views.applied}}
         if host:
             answer["manifest"] = queries.manifest(views, host, env, now=point.moment)
         else:
@@ -81,6 +81,13 @@ def replay(
         answer["generations"] = queries.generations(views, env)
     if as_json:
         output.print_json(answer)
+    elif point.known_at is not None and not answer["point"]["replayed_events"]:
+        first = next(ledger.facts(), None)
+        since = f": its first event was recorded at {output.when(first.event['recorded_at'])}"
+        output.console().print(
+            f"Nothing had been recorded by {output.when(_iso(point.known_at))}; the ledger "
+            f"was empty then{since if first else ''}."
+        )
     else:
         _show(answer, point, host)
 
@@ -104,12 +111,14 @@ def _show(answer: dict[str, Any], point: ReplayPoint, host: str | None) -> None:
     if point.generation is not None:
         show(
             f"[bold]{escape(point.env or '')} as generation {point.generation} left it[/bold] "
-            f"(replayed positions 1 to {point.until})"
+            f"(replayed {answer['point']['replayed_events']} events: positions 1 to "
+            f"{point.until})"
         )
     else:
         show(
             f"[bold]As recorded at {output.when(_iso(point.known_at))}[/bold] "
-            f"(replayed the events recorded by then, up to position {point.until})"
+            f"(replayed the {answer['point']['replayed_events']} events recorded by then, "
+            f"of positions 1 to {point.until})"
         )
     if host:
         output.rows_table(

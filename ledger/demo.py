@@ -22,7 +22,9 @@ change?"), so the data is shaped like a real Nix/Disnix fleet rather than random
 
 Everything is derived from seeded ``random.Random`` instances and a fixed start time, never
 from the clock or the process (no ``hash()``), so the same arguments give byte-identical
-events, ``event_id`` included. ``recorded_at`` and ``source`` are left for the ledger.
+events, ``event_id`` included. ``recorded_at`` and ``source`` are left for the ledger,
+except in ``recorded_demo_fleet`` (what ``ledger demo`` records), which says when each
+event reached the ledger, a few of them hours late.
 """
 
 from __future__ import annotations
@@ -1150,6 +1152,64 @@ def demo_fleet(hosts: int = 300, services: int = 30, seed: int = 0) -> Iterator[
     yield from heapq.merge(
         staging.events(), production.events(), key=lambda event: event.occurred_at
     )
+
+
+OFFLINE_AFTER = timedelta(days=4)
+OFFLINE_FOR = timedelta(hours=5)
+OFFLINE_HOSTS = 3
+
+
+def recorded_demo_fleet(hosts: int = 300, services: int = 30, seed: int = 0) -> Iterator[Envelope]:
+    """``demo_fleet`` as the ledger receives it: in the order it is recorded, each event
+    with its ``recorded_at``.
+
+    Most events are recorded 0.05-1.5 s after they happen. The agents of three
+    production hosts behind one switch lose their connection for :data:`OFFLINE_FOR`:
+    the hosts activated first in the first production generation planned
+    :data:`OFFLINE_AFTER` into the story. Everything they report while offline is
+    spooled and recorded when the window ends, after facts that happened later — so
+    ``--known-at``, ``replay --until`` and the views' handling of late facts have
+    something to show on the demo itself. Deterministic.
+    """
+    rng = random.Random(f"ledger-demo:{seed}:recorded")
+    start: datetime | None = None
+    offline: list[str] = []
+    spooled = 0
+    pending: list[tuple[datetime, int, Envelope]] = []
+    for number, event in enumerate(demo_fleet(hosts=hosts, services=services, seed=seed)):
+        when = event.occurred_at
+        production = event.env == "production"
+        if (
+            start is None
+            and production
+            and isinstance(event, GenerationPlanned)
+            and when >= BASE_TIME + OFFLINE_AFTER
+        ):
+            start = when
+        in_window = start is not None and start <= when < start + OFFLINE_FOR
+        if (
+            in_window
+            and production
+            and len(offline) < OFFLINE_HOSTS
+            and isinstance(event, ActivationCompleted)
+            and event.host not in offline
+        ):
+            offline.append(event.host)
+        if in_window and production and getattr(event, "host", None) in offline:
+            assert start is not None
+            spooled += 1  # sent when the agent is back, in the order it happened
+            recorded = start + OFFLINE_FOR + timedelta(microseconds=spooled)
+        else:
+            recorded = when + timedelta(milliseconds=rng.randint(50, 1_500))
+        heapq.heappush(
+            pending, (recorded, number, event.model_copy(update={"recorded_at": recorded}))
+        )
+        # Every later event happens (so is recorded) after ``when``: what was recorded
+        # by then can go.
+        while pending and pending[0][0] <= when:
+            yield heapq.heappop(pending)[2]
+    while pending:
+        yield heapq.heappop(pending)[2]
 
 
 def kind_counts(events: Iterable[Envelope]) -> dict[str, int]:

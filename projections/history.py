@@ -1,17 +1,19 @@
-"""The history view: everything that happened on each host, in ledger order.
+"""The history view: everything that happened on each host.
 
-One row per distribution, activation, drain, deactivation and host report, and per
-health report that changed a host's or service's state (repeats of the same state are
-left out: they are heartbeats, not history). ``ledger history --host H`` reads it.
+One row per distribution, activation, drain, deactivation, host report and health
+report. ``ledger history --host H`` reads it in time order (``occurred_at``, ties by
+position) and leaves out the health reports that repeat the state before them
+(heartbeats, not history): that is decided when reading, since a report that arrives
+late can turn a repeat into a change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from projections.store import WITHOUT_ROWID, Tx, to_micros
-from projections.view import Fact, View, rows_for_hosts
+from projections.view import Fact, View
 
 COLUMNS = (
     "position",
@@ -24,6 +26,7 @@ COLUMNS = (
     "occurred_at",
     "actor",
     "detail",
+    "state",
 )
 
 
@@ -66,52 +69,48 @@ class HistoryView(View):
             "host_reported",
         }
     )
-    tables = ("host_history", "history_health")
+    tables = ("host_history",)
     ddl = (
         "CREATE TABLE IF NOT EXISTS host_history ("
         "position BIGINT PRIMARY KEY, env TEXT NOT NULL, host TEXT NOT NULL, "
         "service TEXT NOT NULL, kind TEXT NOT NULL, build_id TEXT, generation BIGINT, "
-        "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL)" + WITHOUT_ROWID,
-        "CREATE INDEX IF NOT EXISTS host_history_host ON host_history (host, position)",
-        "CREATE TABLE IF NOT EXISTS history_health ("
-        "env TEXT NOT NULL, host TEXT NOT NULL, service TEXT NOT NULL, state TEXT NOT NULL, "
-        "PRIMARY KEY (host, service, env))" + WITHOUT_ROWID,
+        "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL, "
+        "state TEXT)" + WITHOUT_ROWID,
+        "CREATE INDEX IF NOT EXISTS host_history_time ON host_history "
+        "(host, occurred_at, position)",
     )
 
     def apply(self, tx: Tx, facts: Sequence[Fact]) -> None:
-        health_hosts = {f.event["host"] for f in facts if f.kind == "health_reported"}
-        states = {
-            (r["env"], r["host"], r["service"]): r["state"]
-            for r in rows_for_hosts(tx, "SELECT * FROM history_health", health_hosts)
-        }
-        changed: dict[tuple[str, str, str], str] = {}
-        rows: list[tuple[Any, ...]] = []
-        for fact in facts:
-            event = fact.event
-            service = event.get("service") or ""
-            if fact.kind == "health_reported":
-                key = (event["env"], event["host"], service)
-                if states.get(key) == event["state"]:
-                    continue
-                states[key] = changed[key] = event["state"]
-            rows.append(
-                (
-                    fact.position,
-                    event["env"],
-                    event["host"],
-                    service,
-                    fact.kind,
-                    event.get("build_id"),
-                    event.get("generation"),
-                    to_micros(event["occurred_at"]),
-                    event["actor"],
-                    detail(event),
-                )
+        rows = [
+            (
+                fact.position,
+                fact.event["env"],
+                fact.event["host"],
+                fact.event.get("service") or "",
+                fact.kind,
+                fact.event.get("build_id"),
+                fact.event.get("generation"),
+                to_micros(fact.event["occurred_at"]),
+                fact.event["actor"],
+                detail(fact.event),
+                fact.event.get("state"),
             )
+            for fact in facts
+        ]
         tx.insert("host_history", COLUMNS, rows)
-        tx.insert(
-            "history_health",
-            ("env", "host", "service", "state"),
-            [(*key, state) for key, state in changed.items()],
-            update_on="host, service, env",
-        )
+
+
+def without_repeats(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (in time order) less the health reports that repeat the state the
+    previous report of the same (env, service) gave: heartbeats, not history. Done when
+    reading, because a late report can make a stored repeat a change."""
+    last: dict[tuple[str, str], str] = {}
+    kept = []
+    for row in rows:
+        if row["kind"] == "health_reported":
+            key = (row["env"], row["service"])
+            if last.get(key) == row["state"]:
+                continue
+            last[key] = row["state"]
+        kept.append(row)
+    return kept

@@ -18,6 +18,7 @@ import orjson
 from ledger.application import batched
 from ledger.errors import InvalidInput, UnknownName
 from projections.generations import manifest_entries
+from projections.history import without_repeats
 from projections.runner import Views
 from projections.store import Tx, from_micros, to_micros
 from projections.versions import VersionRange, version_key, version_matches
@@ -535,18 +536,24 @@ def _summary_rows(groups: Iterable[tuple[str, str, str, int, set[str]]]) -> list
 def history(
     views: Views, host: str, service: str | None = None, env: str | None = None
 ) -> list[Row]:
-    """Everything that happened on a host (optionally to one service), in order."""
+    """Everything that happened on a host (optionally to one service), in time order
+    (``occurred_at``, ties by position), health reports only where the state changed."""
     clause, params = env_clause(env)
     if service:
         clause += " AND service = ?"
         params.append(service)
     rows = views.query(
-        f"SELECT * FROM host_history WHERE host = ?{clause} ORDER BY position", [host, *params]
+        f"SELECT * FROM host_history WHERE host = ?{clause} ORDER BY occurred_at, position",
+        [host, *params],
     )
     require_env_of(views, env, rows)
     return [
-        {**row, "service": row["service"] or None, "occurred_at": iso(row["occurred_at"])}
-        for row in rows
+        {
+            **{column: value for column, value in row.items() if column != "state"},
+            "service": row["service"] or None,
+            "occurred_at": iso(row["occurred_at"]),
+        }
+        for row in without_repeats(rows)
     ]
 
 

@@ -100,6 +100,8 @@ class Views:
         self.location = location or ledger.location
         self.recorder: AnyViewRecorder = open_views(self.location)
         self.views: dict[str, View] = {cls.name: cls(self.recorder) for cls in VIEW_CLASSES}
+        self.applied = 0
+        """How many facts catching up has kept (read and not left out by a stop)."""
         self._create_tables(self.views.values())
 
     @property
@@ -204,6 +206,7 @@ class Views:
                 began, in_transaction = time.monotonic(), 0
                 while True:
                     facts = self._decode(batch, stop)
+                    self.applied += len(facts)
                     last = batch[-1].id
                     for name, view in self.views.items():
                         if positions[name] < last:

@@ -52,7 +52,9 @@ def test_replay_to_a_generation(url: str) -> None:
     assert as_json(run(url, "projections", "status", "--json")) == status  # untouched
     table = run(url, "replay", "--to-generation", "1")
     assert table.exit_code == 0, table.output
-    assert "production as generation 1 left it (replayed positions 1 to 8)" in table.output
+    assert (
+        "production as generation 1 left it (replayed 8 events: positions 1 to 8)" in table.output
+    )
     assert "Generations then" in table.output
 
 
@@ -62,10 +64,24 @@ def test_replay_until_a_moment_shows_a_host_manifest(url: str) -> None:
     h2 = as_json(run(url, "replay", "--until", "2026-03-01T00:16:30Z", "--host", "h2", "--json"))
     assert [(s["service"], s["build_id"]) for s in h2["manifest"]] == [("api", OLD)]
     assert h2["manifest"][0]["closure"][0]["version"] == "1.0.1p"
+    header = run(url, "replay", "--until", "2026-03-01T00:16:30Z")
+    assert header.exit_code == 0, header.output
+    replayed = between["point"]["replayed_events"]
+    assert 0 < replayed < Ledger(locate(url)).count()
+    assert f"(replayed the {replayed} events recorded by then, of positions 1 to " in " ".join(
+        header.output.split()
+    )
+    # Before the first event was recorded: said so, not an empty fleet.
     before = run(url, "replay", "--until", "2026-03-01", "--host", "h2")
     assert before.exit_code == 0, before.output
-    assert "nothing was active on h2" in before.output
-    assert "no generation had been planned" in before.output
+    assert "Nothing had been recorded by 2026-03-01 00:00:00Z; the ledger was empty then: its " in (
+        " ".join(before.output.split())
+    )
+    assert "first event was recorded at 2026-03-01 00:0" in " ".join(before.output.split())
+    assert (
+        as_json(run(url, "replay", "--until", "2026-03-01", "--json"))["point"]["replayed_events"]
+        == 0
+    )
 
 
 @pytest.mark.parametrize(

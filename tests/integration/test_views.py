@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, UnknownName
 from projections import queries
 from projections.diff import describe_change, diff
 from projections.metrics import metrics
@@ -88,7 +88,8 @@ def test_topology_shows_the_active_build_its_generation_and_health(fleet: Fleet)
     )
     assert rows[("h2", "api")]["generation"] == 2  # its generation 3 activation failed
     assert rows[("h1", "web")]["generation"] == 1
-    assert queries.topology(fleet.views, env="staging") == []
+    with pytest.raises(UnknownName, match=r"'staging' is not in the ledger \(known: production\)"):
+        queries.topology(fleet.views, env="staging")  # never seen: an error, not "nothing"
 
 
 def test_manifest_holds_closures_and_dependencies(fleet: Fleet) -> None:
@@ -110,7 +111,12 @@ def test_where_answers_now(fleet: Fleet) -> None:
     }
     assert {f.version for f in rows if f.service == "api"} == {"1.0.2d"}
     assert rows[0].row()["since"].endswith("Z")
-    assert queries.where(fleet.views, "libressl") == []
+    with pytest.raises(UnknownName, match="ever held a package called 'libressl'"):
+        queries.where(fleet.views, "libressl")  # "nowhere" must not stand for "misspelt"
+    with pytest.raises(UnknownName, match="did you mean 'openssl'"):
+        queries.where(fleet.views, "opensll")
+    with pytest.raises(UnknownName, match="'prod' is not in the ledger; did you mean 'production'"):
+        queries.where(fleet.views, "openssl", env="prod")
     summary = queries.where_summary(rows)
     assert [(s["version"], s["hosts"]) for s in summary] == [("1.0.2d", 2), ("3.0.13", 2)]
 
@@ -230,8 +236,8 @@ def test_history_is_in_order_and_keeps_only_health_changes(fleet: Fleet) -> None
     assert kinds.count("health_reported") == 2  # critical, (critical again: no), ok
     health = [r["detail"] for r in rows if r["kind"] == "health_reported"]
     assert health == ["critical (2.5)", "ok (2.5)"]
-    positions = [r["position"] for r in rows]
-    assert positions == sorted(positions)
+    order = [(r["occurred_at"], r["position"]) for r in rows]
+    assert order == sorted(order)
     assert all(r["host"] == "h1" and r["service"] == "api" for r in rows)
     assert {r["service"] for r in queries.history(fleet.views, "h1")} == {"api", "web"}
 
@@ -336,4 +342,5 @@ def test_where_page_is_where_cut_in_pages(fleet: Fleet) -> None:
                 if offset >= total:
                     break
             assert pages == whole, (ask, size)
-    assert queries.where_page(fleet.views, "libressl", limit=10) == ([], 0)
+    with pytest.raises(UnknownName):
+        queries.where_page(fleet.views, "libressl", limit=10)

@@ -21,6 +21,7 @@ from ledger.demo import (
     demo_fleet,
     kind_counts,
     production_hosts,
+    recorded_demo_fleet,
     service_names,
     staging_hosts,
 )
@@ -399,3 +400,24 @@ def test_the_story_ends_with_every_agent_reporting(env: str, default_fleet: list
     sweep = events[-len(hosts) :]
     assert all(isinstance(e, HostReported) for e in sweep)
     assert {e.host for e in sweep if isinstance(e, HostReported)} == hosts
+
+
+def test_the_recorded_demo_arrives_in_recorded_order_with_a_few_late_facts() -> None:
+    events = list(recorded_demo_fleet())
+    assert sorted(e.event_id for e in events) == sorted(e.event_id for e in demo_fleet())
+    recorded = [e.recorded_at for e in events]
+    assert all(r is not None for r in recorded)
+    assert recorded == sorted(recorded)  # stored in the order the ledger received them
+    delays = [(e.recorded_at - e.occurred_at).total_seconds() for e in events if e.recorded_at]
+    assert min(delays) >= 0.05
+    late = [e for e, delay in zip(events, delays, strict=True) if delay > 60]
+    # Three offline production agents: their spooled facts arrive hours late, after
+    # facts that happened later (so the views must put them in their place in time).
+    assert {e.env for e in late} == {"production"}
+    assert len({getattr(e, "host", None) for e in late}) == 3
+    assert any(isinstance(e, ActivationCompleted) for e in late)
+    first_late = events.index(late[0])
+    assert any(e.occurred_at > late[0].occurred_at for e in events[:first_late])
+    assert [e.model_dump_json() for e in recorded_demo_fleet()] == [
+        e.model_dump_json() for e in events
+    ]  # deterministic
