@@ -83,10 +83,14 @@ def replay(
         output.print_json(answer)
     elif point.known_at is not None and not answer["point"]["replayed_events"]:
         first = next(ledger.facts(), None)
-        since = f": its first event was recorded at {output.when(first.event['recorded_at'])}"
+        since = (
+            ""
+            if first is None
+            else f": its first event was recorded at {output.when(first.event['recorded_at'])}"
+        )
         output.console().print(
             f"Nothing had been recorded by {output.when(_iso(point.known_at))}; the ledger "
-            f"was empty then{since if first else ''}."
+            f"was empty then{since}."
         )
     else:
         _show(answer, point, host)
