@@ -184,7 +184,9 @@ def nix_path_info(
 @click.option(
     "--root",
     metavar="PATH",
-    help="The store path the closure is of (default: the last line, where nix-store prints it).",
+    help="The store path the closure is of: checked to be the last line, where nix-store "
+    "prints the root (another line means the file holds several roots' closures, which "
+    "cannot be told apart, so it is refused).",
 )
 @import_options
 @at_option
@@ -201,9 +203,10 @@ def nix_store(
 ) -> None:
     """Record one build from `nix-store -qR PATH` output (one store path per line).
 
-    Every line is in the closure. The output has no content hashes, so each
-    component's hash is its store path's hash part; prefer nix-path-info when you can.
-    FILE may be - for standard input.
+    Every line is in the closure, whose root is the last line. The output has no
+    references and no content hashes: the output of `nix-store -qR A B` (two roots)
+    cannot be cut into closures, and each component's hash is its store path's hash
+    part; prefer nix-path-info when you can. FILE may be - for standard input.
 
     \b
     Example:

@@ -83,8 +83,21 @@ class Model(BaseModel):
 class Component(Model):
     """One store path of a closure: what an auditor searches for."""
 
-    name: Name = Field(description="Package name, as Nix parses it from the store path (openssl).")
-    version: Label = Field(description="Version (may be empty for unversioned store paths).")
+    name: Name = Field(
+        description="Package name, as Nix parses it from the derivation's name (openssl)."
+    )
+    version: Label = Field(
+        description="Version, without the output (may be empty for unversioned store paths)."
+    )
+    # Left out of the JSON form when None, so that events recorded before the field
+    # existed keep exactly the form (and so the hashes and content digests) they had.
+    # Field(exclude_if=…) needs pydantic 2.12 or later.
+    output: Label | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The Nix output: out, bin, dev, man…; None when not a Nix path or "
+        "unknown (left out of the JSON form then).",
+    )
     store_path: StorePath | None = Field(
         default=None, description="Nix store path of the component."
     )

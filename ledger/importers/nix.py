@@ -1,8 +1,9 @@
 """Builds from Nix: ``nix path-info --json``, ``nix-store -qR`` output, profile generations.
 
-Every store path becomes a closure component named and versioned as Nix splits its
-name (``storepath``). Nothing here runs Nix: the importers read what Nix printed or
-left on disk, so they work on a machine without Nix.
+Every store path becomes a closure component with the package name, version and
+output it is a path of (``ledger.nixnames``): from its deriver where ``nix path-info``
+gives one, else from its name. Nothing here runs Nix: the importers read what Nix
+printed or left on disk, so they work on a machine without Nix.
 """
 
 from __future__ import annotations
@@ -16,11 +17,42 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.errors import InvalidInput
 from ledger.events import Component
 from ledger.importers.base import ImportedBuild, ImportRefused, component, decode, load_json
-from ledger.importers.storepath import NotAStorePath, StorePath, parse_store_path
+from ledger.importers.storepath import (
+    HASH_LENGTH,
+    STORE_DIR,
+    NotAStorePath,
+    StorePath,
+    parse_store_path,
+)
+from ledger.nixnames import derivation_name, split_output
 
 NAR_HASH_NAMES = {"hash": "narHash", "store_path": "path"}
+
+
+@dataclass(frozen=True)
+class Package:
+    """What a store path is a path of: package name, version and output."""
+
+    name: str
+    version: str
+    output: str
+
+
+def package(
+    file: str, position: str, store_path: StorePath, deriver_name: str | None = None
+) -> Package:
+    """The package of a store path, from its deriver's name when known, else its own name.
+
+    A path whose name does not fit its deriver's is refused at ``position.deriver``.
+    """
+    path_name = store_path.path[len(STORE_DIR) + HASH_LENGTH + 2 :]
+    try:
+        return Package(*split_output(path_name, deriver_name=deriver_name))
+    except InvalidInput as error:
+        raise ImportRefused(file, f"{position}.deriver", str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -33,6 +65,8 @@ class PathInfo:
     registered_at: datetime | None
     position: str
     """Where it is in the file, as a JSON path: ``[3]`` or ``["/nix/store/…"]``."""
+    package: Package
+    """From the path's deriver when the file gives it, else from the path's name."""
 
 
 # --- nix path-info --json ------------------------------------------------------------
@@ -100,7 +134,21 @@ def _path_info(file: str, position: str, entry: Any, key: str | None) -> PathInf
         tuple(references),
         _registration_time(file, position, entry.get("registrationTime")),
         position,
+        package(file, position, store_path, _deriver_name(file, position, entry.get("deriver"))),
     )
+
+
+def _deriver_name(file: str, position: str, deriver: Any) -> str | None:
+    """The name of the derivation that built the path, if the file says (Nix omits
+    ``deriver`` for a path no derivation built, and newer Nix may print ``null``)."""
+    if deriver is None:
+        return None
+    if not isinstance(deriver, str):
+        raise ImportRefused(file, f"{position}.deriver", "not a string")
+    try:
+        return derivation_name(deriver)
+    except InvalidInput as error:
+        raise ImportRefused(file, f"{position}.deriver", str(error)) from None
 
 
 def _store_path(file: str, position: str, text: str) -> StorePath:
@@ -171,8 +219,9 @@ def _components(
                 file,
                 info.position,
                 {
-                    "name": path.name,
-                    "version": path.version,
+                    "name": info.package.name,
+                    "version": info.package.version,
+                    "output": info.package.output,
                     "store_path": path.path,
                     "hash": info.nar_hash,
                 },
@@ -184,8 +233,9 @@ def _components(
 def path_info_builds(file: str, data: bytes, *, service: str | None) -> list[ImportedBuild]:
     """One build per root of a ``nix path-info --json --recursive`` file.
 
-    The build is named by the root's store path hash, versioned by its name, dated by
-    its registrationTime, and its closure is every path the root needs, with narHash.
+    The build is named by the root's store path hash, named and versioned as its
+    package (without the output), dated by its registrationTime, and its closure is
+    every path the root needs, with narHash.
     """
     infos = read_path_info(file, data)
     check_complete(file, infos)
@@ -197,8 +247,8 @@ def path_info_builds(file: str, data: bytes, *, service: str | None) -> list[Imp
         ImportedBuild(
             position=root.position,
             build_id=root.store_path.hash,
-            service=service or root.store_path.name,
-            version=root.store_path.version,
+            service=service or root.package.name,
+            version=root.package.version,
             artifact=root.store_path.path,
             closure=_components(file, closure(infos, root.store_path.path), cache),
             occurred_at=root.registered_at,
@@ -215,9 +265,13 @@ def store_path_builds(
 ) -> list[ImportedBuild]:
     """One build from ``nix-store -qR PATH`` output: every line is in its closure.
 
-    The root is ``root``, or the last line: nix-store prints a closure dependencies
-    first, so the path it was asked about comes last. The output has no narHash, so a
-    component's hash is its store path's hash part (which names its inputs).
+    The root is the last line: nix-store prints a closure dependencies first, so the
+    path it was asked about comes last. A ``root`` that is another line is refused: the
+    file is then the closure of several roots (``nix-store -qR A B`` prints the union,
+    one root last) or of another path, and without references nothing tells which lines
+    are the closure of ``root`` alone. The output has no narHash, so a component's hash
+    is its store path's hash part (which names its inputs); with no deriver either, a
+    path's output is recognised by its name (``ledger.nixnames.split_output``).
     """
     text = decode(file, data)
     lines = text.splitlines()
@@ -241,17 +295,30 @@ def store_path_builds(
         paths[line] = (number, store_path)
     if not paths:
         raise ImportRefused(file, "", "it holds no store path")
+    last = next(reversed(paths))
     if root is None:
-        root = next(reversed(paths))
+        root = last
     elif root not in paths:
         raise ImportRefused(file, "", f"--root {root} is not one of its store paths")
+    elif root != last:
+        raise ImportRefused(
+            file,
+            f"line {paths[root][0]}",
+            f"--root {root} is not the last line ({last}), where nix-store -qR prints the "
+            "path it was asked about: the file looks like the closure of several roots "
+            "(nix-store -qR A B prints both closures as one list) or of another path, and "
+            f"the closure of {root} alone cannot be cut from a list without references; "
+            f"give nix-store -qR {root} alone, or nix path-info --json --recursive {root}",
+        )
+    packages = {path: package(file, f"line {number}", path) for number, path in paths.values()}
     components = tuple(
         component(
             file,
             f"line {number}",
             {
-                "name": path.name,
-                "version": path.version,
+                "name": packages[path].name,
+                "version": packages[path].version,
+                "output": packages[path].output,
                 "store_path": path.path,
                 "hash": path.hash,
             },
@@ -263,8 +330,8 @@ def store_path_builds(
         ImportedBuild(
             position=f"line {number}",
             build_id=root_path.hash,
-            service=service or root_path.name,
-            version=root_path.version,
+            service=service or packages[root_path].name,
+            version=packages[root_path].version,
             artifact=root_path.path,
             closure=components,
         )
@@ -351,14 +418,17 @@ def profile_builds(
             continue
         position = f"generation {generation.number}"
         if infos is None:
+            found = package(str(generation.link), position, target)
             fields = {
-                "name": target.name,
-                "version": target.version,
+                "name": found.name,
+                "version": found.version,
+                "output": found.output,
                 "store_path": target.path,
                 "hash": target.hash,
             }
             components: tuple[Component, ...] = (component(str(generation.link), position, fields),)
         elif target.path in infos:
+            found = infos[target.path].package
             components = _components(info_file, closure(infos, target.path), cache)
         else:
             raise ImportRefused(
@@ -371,7 +441,7 @@ def profile_builds(
             position=position,
             build_id=target.hash,
             service=service or profile.name,
-            version=target.version,
+            version=found.version,
             artifact=target.path,
             closure=components,
             occurred_at=generation.created_at,

@@ -1,9 +1,10 @@
 """``ledger import …`` on the real tools' output (tests/fixtures/), on both backends.
 
 The fixtures come from tests/fixtures/make_fixtures.sh: Nix 2.8 built the closure of
-api-2.4.1 (glibc, zlib, openssl, curl, python3.11-cryptography, api-config) and a
-profile of three generations; cyclonedx-py described a small Python environment.
-Variants for refusals are cut or edited from those files here.
+api-2.4.1 (glibc, zlib, openssl, curl, python3.11-cryptography, api-config), a profile
+of three generations, and gateway-3.1.0 and billing-1.4.0, whose closures hold the
+outputs of two multi-output openssl derivations; cyclonedx-py described a small Python
+environment. Variants for refusals are cut or edited from those files here.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ PATH_INFO_OBJECT = FIXTURES / "nix" / "path-info-object.json"
 STORE_QR = FIXTURES / "nix" / "store-qR.txt"
 PROFILE_TAR = FIXTURES / "nix" / "profile.tar"
 PROFILE_PATH_INFO = FIXTURES / "nix" / "profile-path-info.json"
+MULTI_PATH_INFO = FIXTURES / "nix" / "multi-output-path-info.json"
+MULTI_PATH_INFO_OBJECT = FIXTURES / "nix" / "multi-output-path-info-object.json"
+MULTI_STORE_QR = FIXTURES / "nix" / "multi-output-store-qR.txt"
+MULTI_ROOT_STORE_QR = FIXTURES / "nix" / "multi-root-store-qR.txt"
 SBOM = FIXTURES / "cyclonedx" / "environment.cdx.json"
 
 API_2_4_1 = "/nix/store/9l96c3rl7wzzv9xkxj2ypgxc5kkwqfna-api-2.4.1"
@@ -50,6 +55,43 @@ OPENSSL_NAR_HASH = "sha256-4/AZj4P2wAMISYEl4z173ylHnDkaMe8V7pC6hkxJ+6Y="
 REGISTERED_2_4_1 = "2026-11-25T02:18:53Z"  # registrationTime 1795573133
 GENERATION_DATES = ["2026-03-02T09:15:00Z", "2026-03-09T14:40:00Z", "2026-03-16T08:05:00Z"]
 DIGEST = "sha256:" + "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+# The multi-output closures: openssl-3.0.13 (outputs out bin dev man) and
+# openssl-1.1.1w (out dev). gateway needs 3.0.13's out, bin and dev and 1.1.1w's out;
+# billing needs 1.1.1w's dev and 3.0.13's man.
+GATEWAY = "/nix/store/3c759mpz79z8jascjsxdi3mz53l0kq61-gateway-3.1.0"
+BILLING = "/nix/store/gibg0yxjl81ziw894i7nh3gq7wz3jgkz-billing-1.4.0"
+OPENSSL_3 = "/nix/store/6bqd20ipg9va4dyybb5bbfnn36jmhpxs-openssl-3.0.13"
+OPENSSL_3_BIN = "/nix/store/wgq21kh5ns7h7c40k4sqp9ixkhsy5gq4-openssl-3.0.13-bin"
+OPENSSL_3_DEV = "/nix/store/3v93xnhp0fdmbdrfvzpmbwpx84gndvrm-openssl-3.0.13-dev"
+OPENSSL_3_MAN = "/nix/store/2ki0imrhn23r00v5kdcv417sp84hyh4v-openssl-3.0.13-man"
+OPENSSL_1 = "/nix/store/c1wdpn0lvw32akmr8zj2jxb40scch49g-openssl-1.1.1w"
+OPENSSL_1_DEV = "/nix/store/8b1nvc4z1s3ib01d64p6idp97435h60x-openssl-1.1.1w-dev"
+OPENSSL_OUTPUTS = {  # store path: (name, version, output)
+    OPENSSL_3: ("openssl", "3.0.13", "out"),
+    OPENSSL_3_BIN: ("openssl", "3.0.13", "bin"),
+    OPENSSL_3_DEV: ("openssl", "3.0.13", "dev"),
+    OPENSSL_3_MAN: ("openssl", "3.0.13", "man"),
+    OPENSSL_1: ("openssl", "1.1.1w", "out"),
+    OPENSSL_1_DEV: ("openssl", "1.1.1w", "dev"),
+}
+GATEWAY_CLOSURE = {  # store path: (name, version, output), every path of the closure
+    GLIBC: ("glibc", "2.38-44", "out"),
+    OPENSSL_3: OPENSSL_OUTPUTS[OPENSSL_3],
+    OPENSSL_3_BIN: OPENSSL_OUTPUTS[OPENSSL_3_BIN],
+    OPENSSL_3_DEV: OPENSSL_OUTPUTS[OPENSSL_3_DEV],
+    OPENSSL_1: OPENSSL_OUTPUTS[OPENSSL_1],
+    GATEWAY: ("gateway", "3.1.0", "out"),
+}
+BILLING_CLOSURE = {
+    GLIBC: ("glibc", "2.38-44", "out"),
+    OPENSSL_3_MAN: OPENSSL_OUTPUTS[OPENSSL_3_MAN],
+    OPENSSL_1: OPENSSL_OUTPUTS[OPENSSL_1],
+    OPENSSL_1_DEV: OPENSSL_OUTPUTS[OPENSSL_1_DEV],
+    BILLING: ("billing", "1.4.0", "out"),
+}
+REGISTERED_GATEWAY = "2026-12-06T02:40:11Z"  # registrationTime 1796524811
+REGISTERED_BILLING = "2026-12-06T02:40:15Z"  # registrationTime 1796524815
 
 
 def run(url: str, *args: str, input: bytes | None = None) -> Result:
@@ -123,6 +165,7 @@ def test_path_info_records_the_root_with_its_whole_closure(url: str) -> None:
     assert openssl == {
         "name": "openssl",
         "version": "3.0.13",
+        "output": "out",
         "store_path": OPENSSL,
         "purl": None,
         "hash": OPENSSL_NAR_HASH,
@@ -255,15 +298,21 @@ def test_store_paths_record_the_last_line_as_the_root(url: str) -> None:
     }
 
 
-def test_store_paths_with_another_root_and_re_imported_later(url: str) -> None:
-    curl = "/nix/store/pigy61057ipyi6rkzll9qi5vc9z0i4vg-curl-8.6.0"
-    first = imported(url, "nix-store", str(STORE_QR), "--env", "staging", "--root", curl)
-    assert (first["builds"][0]["service"], first["builds"][0]["version"]) == ("curl", "8.6.0")
+def test_store_paths_with_the_root_named_and_re_imported_later(url: str) -> None:
+    first = imported(url, "nix-store", str(STORE_QR), "--env", "staging", "--root", API_2_4_1)
+    assert (first["builds"][0]["service"], first["builds"][0]["version"]) == ("api", "2.4.1")
     # Without --at the time is "now", so this is other content under the same event id:
     # reported as already recorded, not refused.
-    again = imported(url, "nix-store", str(STORE_QR), "--env", "staging", "--root", curl)
+    again = imported(url, "nix-store", str(STORE_QR), "--env", "staging")
     assert (again["recorded"], again["already_recorded"]) == (0, 1)
     assert len(events(url)) == 1
+
+
+def test_a_root_that_is_not_the_last_line_is_refused(url: str) -> None:
+    """The file is then another path's closure: curl's own is not cut out of it."""
+    curl = "/nix/store/pigy61057ipyi6rkzll9qi5vc9z0i4vg-curl-8.6.0"
+    message = refused(url, "nix-store", str(STORE_QR), "--root", curl).replace("\n", "")
+    assert f"Error: {STORE_QR}: line 6: --root {curl} is not the last line ({API_2_4_1})" in message
 
 
 def test_truncated_or_bad_store_path_lines_are_refused_at_their_line(url: str) -> None:
@@ -295,6 +344,7 @@ def test_profile_generations_are_builds_dated_by_their_links(url: str, tmp_path:
         {
             "name": "api",
             "version": "2.4.1",
+            "output": "out",
             "store_path": API_2_4_1,
             "purl": None,
             "hash": "9l96c3rl7wzzv9xkxj2ypgxc5kkwqfna",
@@ -478,3 +528,163 @@ def test_the_table_for_people_says_what_was_recorded(url: str) -> None:
     assert "9l96c3rl7wzz" in result.output
     assert "recorded at position 1" in result.output
     assert "1 build recorded, 0 already recorded." in result.output
+
+
+# --- multi-output packages -----------------------------------------------------------
+
+
+def closure_of(event: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    return {c["store_path"]: (c["name"], c["version"], c["output"]) for c in event["closure"]}
+
+
+@pytest.mark.parametrize(
+    "fixture", [MULTI_PATH_INFO, MULTI_PATH_INFO_OBJECT], ids=["list", "object"]
+)
+def test_path_info_records_each_output_as_its_package_by_the_deriver(
+    url: str, fixture: Path
+) -> None:
+    report = imported(url, "nix-path-info", str(fixture), "--env", "production")
+    assert [(b["service"], b["version"], b["artifact"], b["paths"]) for b in report["builds"]] == [
+        ("gateway", "3.1.0", GATEWAY, 6),
+        ("billing", "1.4.0", BILLING, 5),
+    ]
+    gateway, billing = events(url)
+    assert (gateway["occurred_at"], billing["occurred_at"]) == (
+        REGISTERED_GATEWAY,
+        REGISTERED_BILLING,
+    )
+    # Two openssl versions in one closure, three outputs of one of them.
+    assert closure_of(gateway) == GATEWAY_CLOSURE
+    assert closure_of(billing) == BILLING_CLOSURE
+    recorded = {**closure_of(gateway), **closure_of(billing)}
+    assert {path: recorded[path] for path in OPENSSL_OUTPUTS} == OPENSSL_OUTPUTS
+    dev = next(c for c in gateway["closure"] if c["store_path"] == OPENSSL_3_DEV)
+    assert dev == {
+        "name": "openssl",
+        "version": "3.0.13",
+        "output": "dev",
+        "store_path": OPENSSL_3_DEV,
+        "purl": None,
+        "hash": "sha256-5LDAFl8UnsSm0bvfBrMtxNYYufRYTfieRfrC9zguRDM=",
+    }
+
+
+def test_the_deriver_decides_not_the_name(url: str) -> None:
+    """A derivation named openssl-3.0.13-dev has one output, out, at …-openssl-3.0.13-dev."""
+
+    def one_output_package(document: list[dict[str, Any]]) -> None:
+        entry = next(e for e in document if e["path"] == OPENSSL_3_DEV)
+        entry["deriver"] = "/nix/store/jf5gcirh7p0bv3z2bgi8wlzwmpnfsfl5-openssl-3.0.13-dev.drv"
+        entry = next(e for e in document if e["path"] == OPENSSL_1_DEV)
+        del entry["deriver"]  # a path no derivation built: its name says what it is
+
+    imported(
+        url, "nix-path-info", "-", "--env", "production",
+        input=edited(MULTI_PATH_INFO, one_output_package),
+    )  # fmt: skip
+    gateway, billing = events(url)
+    assert closure_of(gateway)[OPENSSL_3_DEV] == ("openssl", "3.0.13-dev", "out")
+    assert closure_of(billing)[OPENSSL_1_DEV] == ("openssl", "1.1.1w", "dev")
+
+
+@pytest.mark.parametrize(
+    ("deriver", "expected"),
+    [
+        (
+            "/nix/store/jf5gcirh7p0bv3z2bgi8wlzwmpnfsfl5-openssl-3.0.14.drv",
+            "'openssl-3.0.13-dev' is not an output of a derivation named 'openssl-3.0.14'",
+        ),
+        (
+            "/nix/store/jf5gcirh7p0bv3z2bgi8wlzwmpnfsfl5-openssl-3.0.13",
+            "/nix/store/jf5gcirh7p0bv3z2bgi8wlzwmpnfsfl5-openssl-3.0.13 is not a derivation "
+            "(a store path ending in .drv)",
+        ),
+        ("openssl-3.0.13.drv", "'openssl-3.0.13.drv' is not a Nix store path"),
+        (7, "not a string"),
+    ],
+)
+def test_a_deriver_that_does_not_fit_is_refused(url: str, deriver: Any, expected: str) -> None:
+    def change(document: list[dict[str, Any]]) -> None:
+        document[3]["deriver"] = deriver
+
+    assert json.loads(MULTI_PATH_INFO.read_bytes())[3]["path"] == OPENSSL_3_DEV
+    message = refused(url, "nix-path-info", "-", input=edited(MULTI_PATH_INFO, change))
+    assert f"Error: <stdin>: [3].deriver: {expected}" in message.replace("\n", "")
+
+
+def test_store_paths_without_derivers_give_the_outputs_by_name(url: str) -> None:
+    report = imported(
+        url, "nix-store", str(MULTI_STORE_QR), "--env", "production",
+        "--at", "2026-03-11T14:10:00Z",
+    )  # fmt: skip
+    [build] = report["builds"]
+    assert (build["service"], build["version"], build["artifact"]) == ("gateway", "3.1.0", GATEWAY)
+    [event] = events(url)
+    assert closure_of(event) == GATEWAY_CLOSURE
+    # The same outputs as the deriver gives in path-info.
+    from_path_info = nix.path_info_builds("a", MULTI_PATH_INFO.read_bytes(), service=None)[0]
+    assert closure_of(event) == {
+        c.store_path: (c.name, c.version, c.output) for c in from_path_info.closure
+    }
+
+
+def test_a_root_output_is_a_build_of_its_package(url: str) -> None:
+    report = imported(
+        url, "nix-store", "-", "--env", "production",
+        input=f"{OPENSSL_3}\n{OPENSSL_3_BIN}\n".encode(),
+    )  # fmt: skip
+    [build] = report["builds"]
+    assert (build["service"], build["version"], build["artifact"]) == (
+        "openssl",
+        "3.0.13",
+        OPENSSL_3_BIN,
+    )
+
+
+def test_re_importing_multi_output_closures_records_nothing_new(url: str) -> None:
+    imported(url, "nix-path-info", str(MULTI_PATH_INFO), "--env", "production")
+    imported(url, "nix-store", str(MULTI_STORE_QR), "--env", "staging")
+    before = events(url)
+    assert len(before) == 3
+    for args in (
+        ("nix-path-info", str(MULTI_PATH_INFO), "--env", "production"),
+        ("nix-path-info", str(MULTI_PATH_INFO_OBJECT), "--env", "production"),
+        ("nix-store", str(MULTI_STORE_QR), "--env", "staging"),
+    ):
+        report = imported(url, *args)
+        assert report["recorded"] == 0
+        assert report["already_recorded"] == len(report["builds"])
+    assert events(url) == before
+
+
+# --- nix-store -qR of several roots --------------------------------------------------
+
+
+def test_the_closure_of_several_roots_is_refused_naming_both(url: str) -> None:
+    lines = MULTI_ROOT_STORE_QR.read_text().splitlines()
+    assert (lines[-1], lines.index(GATEWAY) + 1) == (BILLING, 7)  # as nix-store -qR printed it
+    result = run(
+        url, "import", "nix-store", str(MULTI_ROOT_STORE_QR), "--env", "production",
+        "--root", GATEWAY,
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    message = result.output.replace("\n", "")
+    assert message.startswith(
+        f"Error: {MULTI_ROOT_STORE_QR}: line 7: --root {GATEWAY} is not the last line "
+        f"({BILLING}), where nix-store -qR prints the path it was asked about: the file looks "
+        "like the closure of several roots"
+    )
+    assert f"give nix-store -qR {GATEWAY} alone, or nix path-info --json --recursive {GATEWAY}" in (
+        message
+    )
+    assert message.endswith("; nothing was recorded from it")
+    assert events(url) == []
+    assert Ledger(locate(url)).count() == 0
+
+
+def test_the_closure_of_several_roots_cannot_be_told_without_a_root(url: str) -> None:
+    """Documented (docs/importers.md): without references, the plain list of two closures
+    looks like one closure of its last line. Only --root naming another line shows it."""
+    report = imported(url, "nix-store", str(MULTI_ROOT_STORE_QR), "--env", "production")
+    [build] = report["builds"]
+    assert (build["artifact"], build["paths"]) == (BILLING, 9)
