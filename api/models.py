@@ -102,6 +102,8 @@ class GenerationNode(Generation):
 
 
 class Found(Response):
+    """A placement whose closure holds a version of the package."""
+
     env: str
     host: str
     service: str
@@ -109,15 +111,25 @@ class Found(Response):
     build_version: str | None = None
     name: str
     version: str
-    store_path: str | None = None
+    outputs: list[str] = Field(
+        default=[], description="The package's outputs in the closure (Nix: out, bin, dev…)."
+    )
+    store_path: str | None = Field(
+        default=None, description="Its store path (the out output's) or purl."
+    )
     since: str | None = None
     generation: int | None = None
+    ecosystem: str = Field(description="nix, or the purl type (pypi, deb, npm…).")
 
 
 class WhereCount(Response):
+    """One package version in one environment: on how many hosts, in which services."""
+
     env: str
+    ecosystem: str
+    name: str
     version: str
-    store_path: str
+    outputs: list[str]
     hosts: int
     services: list[str]
 

@@ -18,12 +18,15 @@ from projections.versions import parse_range
 
 @click.command()
 @click.argument("name")
-@click.option("--version", help="Only this exact version (e.g. 1.0.1p).")
+@click.option(
+    "--version", help="Only this exact version (e.g. 1.0.1p; every output of it: out, dev…)."
+)
 @click.option(
     "--version-range",
     metavar="RANGE",
-    help="Only versions in this range, e.g. '>=1.0.1,<1.0.2' (Nix/semver order: "
-    "1.0.10 > 1.0.9, 1.0.1p > 1.0.1, 1.0.0-rc1 < 1.0.0).",
+    help="Only versions in this range, e.g. '>=1.0.1,<1.0.2', compared in the package's "
+    "ecosystem's order: Nix's builtins.compareVersions for Nix packages (1.0.10 > 1.0.9, "
+    "1.0.1p > 1.0.1, 3.0.13-rc1 > 3.0.13), PEP 440 for PyPI, Debian's for deb, semver for npm.",
 )
 @click.option("--at", "at_", metavar="TIME", help="What was active at that moment instead.")
 @click.option(
@@ -56,17 +59,24 @@ def where(
 ) -> None:
     """Show every host and service whose active closure holds package NAME.
 
-    Each row: the placement, its build, the package's version and store path, and
-    since when it has been active. By default the answer is for now; --at TIME answers
-    for any past moment (add --known-at TIME for what the ledger knew then), and
-    --generation N for the desired manifest of a past generation. TIME is a date or an
-    ISO 8601 time with timezone.
+    NAME is a package name, found in every ecosystem by its rules (pygments finds
+    PyPI's Pygments), or a purl for one ecosystem (pkg:pypi/pygments,
+    pkg:nix/openssl@3.0.13). Each row: the placement, its build, the package's
+    version, the outputs of it the closure holds (Nix: out, bin, dev…) and its store
+    path, and since when it has been active. A package no closure ever held, or an
+    unknown --env, is an error (exit 2), never an empty answer.
+
+    By default the answer is for now; --at TIME answers for any past moment (add
+    --known-at TIME for what the ledger knew then: facts and builds recorded later are
+    left out), and --generation N for the desired manifest of a past generation.
+    TIME is a date or an ISO 8601 time with timezone.
 
     \b
     Example:
       ledger where openssl
       ledger where openssl --version-range '>=1.0.1,<1.0.2' --env production
       ledger where openssl --at 2026-01-10T12:00:00Z --summary
+      ledger where pkg:pypi/pygments --version-range '>=2.15'
       ledger where zlib --generation 12 --env production --json
     """
     if version and version_range:
@@ -104,6 +114,7 @@ def where(
                 ("service", "service"),
                 ("build_id", "build"),
                 ("version", "version"),
+                ("outputs", "outputs"),
                 ("store_path", "store path"),
                 ("since", "since (UTC)"),
                 ("generation", "gen"),

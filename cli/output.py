@@ -172,10 +172,24 @@ def failed_kind(kind: str) -> bool:
 
 
 def where_summary(summary: Sequence[dict[str, Any]]) -> None:
-    """``ledger where``'s answer in one line per environment and version."""
+    """``ledger where``'s answer in one line per environment and package version; the
+    package's name and ecosystem are shown when the answer holds several."""
+    several = len({(s["ecosystem"], s["name"]) for s in summary}) > 1
+    columns = [("env", "env")]
+    if several:
+        columns += [("package", "package")]
+    columns += [
+        ("version", "version"),
+        ("outputs", "outputs"),
+        ("hosts", "on"),
+        ("services", "in services"),
+    ]
     rows_table(
-        [{**s, "hosts": f"{s['hosts']} hosts"} for s in summary],
-        [("env", "env"), ("version", "version"), ("hosts", "on"), ("services", "in services")],
+        [
+            {**s, "hosts": f"{s['hosts']} hosts", "package": f"{s['name']} ({s['ecosystem']})"}
+            for s in summary
+        ],
+        columns,
         empty="no active closure holds it",
     )
 

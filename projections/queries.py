@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from ledger.application import batched
+from ledger.ecosystems import lookup_name, lookup_names, parse_purl
 from ledger.errors import InvalidInput, UnknownName
 from projections.generations import manifest_entries
 from projections.history import without_repeats
@@ -256,6 +257,54 @@ def generation(views: Views, number: int, env: str | None = None) -> Row:
 # --- audit: where is a package -------------------------------------------------------
 
 
+class Found(NamedTuple):
+    """One answer of ``where``: a placement whose closure holds a version of the package
+    (with the outputs of it the closure holds: ``out,bin,dev``).
+
+    Answers can be tens of thousands of rows, so they are plain tuples; ``row()`` is
+    the JSON form (``since`` as an ISO 8601 time, ``outputs`` as a list).
+    """
+
+    env: str
+    host: str
+    service: str
+    build_id: str
+    build_version: str | None
+    name: str
+    version: str
+    outputs: str
+    store_path: str | None
+    since: int | None  # microseconds; None for a generation's manifest
+    generation: int
+    ecosystem: str
+
+    def row(self) -> Row:
+        return {
+            **self._asdict(),
+            "outputs": self.outputs.split(",") if self.outputs else [],
+            "since": iso(self.since),
+        }
+
+
+_FOUND = (
+    "p.env, p.host, p.service, p.build_id, b.version, k.name, k.version, k.outputs, "
+    "k.store_path, p.valid_from, p.generation, k.ecosystem"
+)
+_MATCHING = (
+    "FROM build_packages k JOIN placements p ON p.build_id = k.build_id "
+    "LEFT JOIN builds b ON b.build_id = k.build_id"
+)
+_ORDER = "ORDER BY p.env, p.host, p.service, k.ecosystem, k.version, p.build_id, p.valid_from"
+
+
+class Package(NamedTuple):
+    """A package a question names, in one ecosystem, with the versions of it asked for."""
+
+    ecosystem: str
+    match_name: str
+    versions: tuple[str, ...]
+
+
 def where(
     views: Views,
     name: str,
@@ -267,11 +316,13 @@ def where(
     generation_number: int | None = None,
     env: str | None = None,
 ) -> list[Found]:
-    """Every placement whose build's closure holds a component called ``name``.
+    """Every placement whose build's closure holds package ``name`` (a name, or a purl
+    such as ``pkg:pypi/pygments``), one row per placement and version of it.
 
     Now by default. ``at``: what was active at that moment (valid time), as the ledger
-    knows it now or, with ``known_at``, as it knew it then (transaction time: facts
-    recorded later are left out). ``generation_number``: that generation's manifest.
+    knows it now or, with ``known_at``, as it knew it then (transaction time: facts and
+    builds recorded later are left out). ``generation_number``: that generation's
+    manifest. A name no closure ever held, or an env never seen, is UnknownName.
     """
     with views.read() as tx:
         manifest = (
@@ -279,24 +330,19 @@ def where(
             if generation_number is None
             else _manifest_placements(tx, pick_env(views, env), generation_number)
         )
-        versions = _matching_versions(tx, name, version, version_range)
-        if not versions:
+        packages = asked_packages(tx, name, version, version_range)
+        if not packages:
             require_env(tx, env)
             return []
-        marks = ", ".join("?" * len(versions))
         if manifest is not None:
-            return _in_manifest(tx, manifest, name, versions)
+            return _in_manifest(tx, manifest, packages)
         # One join, in the database: the package's few builds, then their placements
         # through the (build_id, …) index. Rows come out as tuples in their final form.
+        chosen, chosen_params = _package_clause(packages)
         condition, params = _placement_condition(at, known_at, env)
         rows = tx.tuples(
-            "SELECT p.env, p.host, p.service, p.build_id, b.version, c.name, c.version, "
-            "COALESCE(c.store_path, c.purl), p.valid_from, p.generation "
-            "FROM build_components c JOIN placements p ON p.build_id = c.build_id "
-            "LEFT JOIN builds b ON b.build_id = c.build_id "
-            f"WHERE c.name = ? AND c.version IN ({marks}) AND {condition} "
-            "ORDER BY p.env, p.host, p.service, c.version, p.build_id, p.valid_from",
-            [name, *versions, *params],
+            f"SELECT {_FOUND} {_MATCHING} WHERE {chosen} AND {condition} {_ORDER}",
+            [*chosen_params, *params],
         )
         if not rows:
             require_env(tx, env)
@@ -319,24 +365,17 @@ def where_page(
     in the same order, and how many there are in all: counted and cut in the database,
     so that a page of a large answer costs a page (the HTTP API's pages)."""
     with views.read() as tx:
-        versions = _matching_versions(tx, name, version, version_range)
-        if not versions:
+        packages = asked_packages(tx, name, version, version_range)
+        if not packages:
             require_env(tx, env)
             return [], 0
+        chosen, chosen_params = _package_clause(packages)
         condition, params = _placement_condition(at, known_at, env)
-        matching = (
-            "FROM build_components c JOIN placements p ON p.build_id = c.build_id "
-            "LEFT JOIN builds b ON b.build_id = c.build_id "
-            f"WHERE c.name = ? AND c.version IN ({', '.join('?' * len(versions))}) "
-            f"AND {condition}"
-        )
-        arguments = [name, *versions, *params]
+        matching = f"{_MATCHING} WHERE {chosen} AND {condition}"
+        arguments = [*chosen_params, *params]
         [(total,)] = tx.tuples(f"SELECT COUNT(*) {matching}", arguments)
         rows = tx.tuples(
-            "SELECT p.env, p.host, p.service, p.build_id, b.version, c.name, c.version, "
-            f"COALESCE(c.store_path, c.purl), p.valid_from, p.generation {matching} "
-            "ORDER BY p.env, p.host, p.service, c.version, p.build_id, p.valid_from "
-            "LIMIT ? OFFSET ?",
+            f"SELECT {_FOUND} {matching} {_ORDER} LIMIT ? OFFSET ?",
             [*arguments, limit, offset],
         )
         if not total:
@@ -344,51 +383,81 @@ def where_page(
     return list(map(Found._make, rows)), int(total)
 
 
-class Found(NamedTuple):
-    """One answer of ``where``: a placement whose closure holds the package.
-
-    Answers can be tens of thousands of rows, so they are plain tuples; ``row()`` is
-    the JSON form (``since`` as an ISO 8601 time).
-    """
-
-    env: str
-    host: str
-    service: str
-    build_id: str
-    build_version: str | None
-    name: str
-    version: str
-    store_path: str | None
-    since: int | None  # microseconds; None for a generation's manifest
-    generation: int
-
-    def row(self) -> Row:
-        return {**self._asdict(), "since": iso(self.since)}
-
-
 Placement = tuple[str, str, str, str, int | None, int]
 
 
-def _matching_versions(
+def asked_packages(
     tx: Tx, name: str, version: str | None, version_range: VersionRange | None
-) -> list[str]:
-    """The versions of the package in any closure that the filters let through.
+) -> list[Package]:
+    """The packages ``name`` stands for, each with the versions of it in any closure that
+    ``version`` (exact, as written) and ``version_range`` (in the package's ecosystem's
+    order) let through; packages none of whose versions pass are left out.
 
-    A package that no closure ever held is refused (UnknownName, with the names that
-    look like it): "nowhere" must not stand for "misspelt"."""
-    seen = [
-        found
-        for (found,) in tx.tuples(
-            "SELECT DISTINCT version FROM build_components WHERE name = ?", (name,)
+    ``name`` is a purl (``pkg:pypi/pygments``, ``pkg:nix/openssl@3.0.13``: that ecosystem
+    only, its version as ``version``) or a bare name, which finds the package in every
+    ecosystem by that ecosystem's rules (``pygments`` finds PyPI's ``Pygments``). A
+    package that no closure ever held is refused (UnknownName, with the names that look
+    like it): "nowhere" must not stand for "misspelt".
+    """
+    wanted: tuple[str, str] | None = None
+    if name.startswith("pkg:"):
+        ref = parse_purl(name)
+        wanted = (ref.ecosystem, ref.match_name)
+        if ref.version is not None:
+            if version is not None and version != ref.version:
+                raise InvalidInput(
+                    f"{name!r} names version {ref.version}: give --version {version} or "
+                    "a purl with a version, not both"
+                )
+            version = ref.version
+        candidates = {ref.match_name}
+    else:
+        candidates = lookup_names(name)
+    marks = ", ".join("?" * len(candidates))
+    found: dict[tuple[str, str], list[str]] = {}
+    for ecosystem, match, found_version in tx.tuples(
+        "SELECT DISTINCT ecosystem, match_name, version FROM build_packages "
+        f"WHERE match_name IN ({marks})",
+        sorted(candidates),
+    ):
+        ours = (
+            (ecosystem, match) == wanted
+            if wanted is not None
+            else lookup_name(ecosystem, name) == match
         )
-    ]
-    if not seen:
-        names = [n for (n,) in tx.tuples("SELECT DISTINCT name FROM build_components")]
+        if ours:
+            found.setdefault((ecosystem, match), []).append(found_version)
+    if not found:
+        names = [n for (n,) in tx.tuples("SELECT DISTINCT name FROM build_packages")]
         raise UnknownName(
             f"no closure in the ledger has ever held a package called {name!r}"
             f"{nearest(name, names)}"
         )
-    return [found for found in seen if version_matches(found, exact=version, range_=version_range)]
+    packages = [
+        Package(
+            ecosystem,
+            match,
+            tuple(
+                sorted(
+                    v
+                    for v in versions
+                    if version_matches(v, exact=version, range_=version_range, ecosystem=ecosystem)
+                )
+            ),
+        )
+        for (ecosystem, match), versions in sorted(found.items())
+    ]
+    return [package for package in packages if package.versions]
+
+
+def _package_clause(packages: Sequence[Package]) -> tuple[str, list[Any]]:
+    """SQL choosing the ``build_packages`` rows (``k``) of these packages and versions."""
+    clauses, params = [], []
+    for package in packages:
+        marks = ", ".join("?" * len(package.versions))
+        clauses.append(f"(k.match_name = ? AND k.ecosystem = ? AND k.version IN ({marks}))")
+        params += [package.match_name, package.ecosystem, *package.versions]
+    return f"({' OR '.join(clauses)})", params
 
 
 def _placement_condition(
@@ -422,22 +491,22 @@ def _placement_condition(
     return condition, params
 
 
-def _in_manifest(tx: Tx, manifest: list[Placement], name: str, versions: list[str]) -> list[Found]:
-    marks = ", ".join("?" * len(versions))
-    components: dict[str, list[tuple[str, str | None]]] = {}
-    for build, found, path in tx.tuples(
-        "SELECT build_id, version, COALESCE(store_path, purl) FROM build_components "
-        f"WHERE name = ? AND version IN ({marks}) ORDER BY version",
-        [name, *versions],
+def _in_manifest(tx: Tx, manifest: list[Placement], packages: Sequence[Package]) -> list[Found]:
+    chosen, params = _package_clause(packages)
+    held: dict[str, list[tuple[Any, ...]]] = {}
+    for row in tx.tuples(
+        "SELECT k.build_id, k.name, k.version, k.outputs, k.store_path, k.ecosystem "
+        f"FROM build_packages k WHERE {chosen} ORDER BY k.ecosystem, k.version",
+        params,
     ):
-        components.setdefault(build, []).append((found, path))
-    build_versions = _build_versions(tx, components)
+        held.setdefault(row[0], []).append(row[1:])
+    build_versions = _build_versions(tx, held)
     return sorted(
-        Found(env, host, service, build, build_versions.get(build), name, found, path,
-              since, number)
+        Found(env, host, service, build, build_versions.get(build), name, found, outputs, path,
+              since, number, ecosystem)
         for env, host, service, build, since, number in manifest
-        if build in components
-        for found, path in components[build]
+        if build in held
+        for name, found, outputs, path, ecosystem in held[build]
     )  # fmt: skip
 
 
@@ -458,18 +527,25 @@ def _build_versions(tx: Tx, builds: Iterable[str]) -> dict[str, str]:
     return versions
 
 
+SummaryKey = tuple[str, str, str, str]
+"""(env, ecosystem, name, version)"""
+
+
 def where_summary(found: Sequence[Found]) -> list[Row]:
-    """The answer in one line per component version: how many hosts and services."""
-    by_version: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
+    """The answer in one line per env and package version: how many hosts and services,
+    and which outputs of it the closures hold."""
+    groups: dict[tuple[str, str, str], tuple[set[str], set[str], set[str], set[str]]] = {}
     for f in found:
-        hosts, services = by_version.setdefault(
-            (f.env, f.version, f.store_path or ""), (set(), set())
+        names, hosts, services, outputs = groups.setdefault(
+            (f.env, f.ecosystem, f.version), (set(), set(), set(), set())
         )
+        names.add(f.name)
         hosts.add(f.host)
         services.add(f.service)
+        outputs.update(o for o in f.outputs.split(",") if o)
     return _summary_rows(
-        (env, version, path, len(hosts), services)
-        for (env, version, path), (hosts, services) in by_version.items()
+        ((env, ecosystem, min(names), version), len(hosts), services, outputs)
+        for (env, ecosystem, version), (names, hosts, services, outputs) in groups.items()
     )
 
 
@@ -486,46 +562,44 @@ def where_counts(
     """``where_summary`` of ``where``, counted in the database: the auditor's first
     question ("which versions, on how many hosts") without fetching every placement."""
     with views.read() as tx:
-        versions = _matching_versions(tx, name, version, version_range)
-        if not versions:
+        packages = asked_packages(tx, name, version, version_range)
+        if not packages:
             require_env(tx, env)
             return []
+        chosen, chosen_params = _package_clause(packages)
         condition, params = _placement_condition(at, known_at, env)
         # Service names may hold any printable character: collect them as JSON.
-        services = (
-            "json_agg(DISTINCT p.service)"
+        services, outputs = (
+            ("json_agg(DISTINCT p.service)", "string_agg(DISTINCT k.outputs, ',')")
             if tx.postgres
-            else ("json_group_array(DISTINCT p.service)")
+            else ("json_group_array(DISTINCT p.service)", "group_concat(DISTINCT k.outputs)")
         )
         rows = tx.tuples(
-            "SELECT p.env, c.version, COALESCE(c.store_path, c.purl, ''), "
-            f"COUNT(DISTINCT p.host), {services} "
-            "FROM build_components c JOIN placements p ON p.build_id = c.build_id "
-            "LEFT JOIN builds b ON b.build_id = c.build_id "
-            f"WHERE c.name = ? AND c.version IN ({', '.join('?' * len(versions))}) "
-            f"AND {condition} GROUP BY 1, 2, 3",
-            [name, *versions, *params],
+            f"SELECT p.env, k.ecosystem, MIN(k.name), k.version, COUNT(DISTINCT p.host), "
+            f"{services}, {outputs} {_MATCHING} WHERE {chosen} AND {condition} "
+            "GROUP BY p.env, k.ecosystem, k.match_name, k.version",
+            [*chosen_params, *params],
         )
         if not rows:
             require_env(tx, env)
     return _summary_rows(
         (
-            env_name,
-            found,
-            path,
+            (env_name, ecosystem, package, found),
             hosts,
             set(names if isinstance(names, list) else orjson.loads(names)),
+            {o for o in (outputs or "").split(",") if o},
         )
-        for env_name, found, path, hosts, names in rows
+        for env_name, ecosystem, package, found, hosts, names, outputs in rows
     )
 
 
-def _summary_rows(groups: Iterable[tuple[str, str, str, int, set[str]]]) -> list[Row]:
+def _summary_rows(groups: Iterable[tuple[SummaryKey, int, set[str], set[str]]]) -> list[Row]:
     return [
-        {"env": env, "version": version, "store_path": path, "hosts": hosts,
+        {"env": env, "ecosystem": ecosystem, "name": name, "version": version,
+         "outputs": sorted(outputs, key=lambda o: (o != "out", o)), "hosts": hosts,
          "services": sorted(services)}
-        for env, version, path, hosts, services in sorted(
-            groups, key=lambda group: (group[0], version_key(group[1]), group[2])
+        for (env, ecosystem, name, version), hosts, services, outputs in sorted(
+            groups, key=lambda group: (*group[0][:3], version_key(group[0][3], group[0][1]))
         )
     ]  # fmt: skip
 

@@ -94,7 +94,7 @@ function showAnswer(asked, answer) {
         "tr",
         { dataset: { env: row.env, version: row.version, hosts: row.hosts } },
         h("td", {}, row.env),
-        h("td", { class: "mono", title: row.store_path }, row.version),
+        h("td", { class: "mono", title: `${row.name} (${row.ecosystem}): ${row.outputs.join(", ")}` }, row.version),
         h("td", { class: "num" }, formatCount(row.hosts)),
         h("td", {}, row.services.map((service) => h("span", { class: "svc" }, service))),
       ),

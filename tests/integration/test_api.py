@@ -271,6 +271,12 @@ def test_errors_are_json_with_a_fitting_status(story_server: ApiServer) -> None:
         ("/api/where", {}, 422, "name: Field required"),
         ("/api/diff", {"a": 1, "b": 77}, 404, "no generation 77"),
         ("/api/nothing-here", {}, 404, "Not Found"),
+        # A question naming what the ledger never saw: 404, never an empty 200.
+        ("/api/where", {"name": "opensll"}, 404, "package called 'opensll'; did you mean"),
+        ("/api/where", {"name": "openssl", "env": "prod"}, 404, "did you mean 'production'"),
+        ("/api/where", {"name": "openssl", "range": "1.0.1..1.0.2"}, 422, "range"),
+        ("/api/topology", {"env": "nope"}, 404, "environment 'nope' is not in the ledger"),
+        ("/api/failures", {"env": "nope"}, 404, "environment 'nope' is not in the ledger"),
     ]
     for path, params, status, text in cases:
         response = get(story_server, path, **params)

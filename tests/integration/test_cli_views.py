@@ -58,8 +58,8 @@ def test_where_lists_hosts_and_sums_up(url: str) -> None:
     assert [(r["host"], r["version"]) for r in rows] == [("h1", "1.0.2d"), ("h2", "1.0.2d")]
     summary = as_json(run(url, "where", "openssl", "--summary", "--json"))
     assert summary == [
-        {"env": "production", "version": "1.0.2d", "store_path": rows[0]["store_path"],
-         "hosts": 2, "services": ["api"]}
+        {"env": "production", "ecosystem": "nix", "name": "openssl", "version": "1.0.2d",
+         "outputs": ["out"], "hosts": 2, "services": ["api"]}
     ]  # fmt: skip
     first_generation = as_json(run(url, "where", "openssl", "--generation", "1", "--json"))
     assert {r["version"] for r in first_generation} == {"1.0.1p"}
