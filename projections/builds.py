@@ -117,6 +117,7 @@ def outputs_text(outputs: set[str | None]) -> str:
 class BuildsView(View):
     name = "builds"
     description = "builds, their closures and package versions (where, manifest, diff)"
+    schema_version = 2  # 2: package identity, build_packages
     kinds = frozenset({"build_recorded"})
     tables = ("builds", "build_components", "build_packages")
     ddl = (

@@ -55,6 +55,8 @@ def detail(event: dict[str, Any]) -> str:
 class HistoryView(View):
     name = "history"
     description = "per-host event history (history)"
+    schema_version = 2  # 2: every health report kept, repeats dropped when read
+    former_tables = ("history_health",)
     kinds = frozenset(
         {
             "distribution_completed",

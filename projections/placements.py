@@ -196,6 +196,7 @@ class KeyState:
 class PlacementsView(View):
     name = "placements"
     description = "activation intervals and health (topology, manifest, where, metrics)"
+    schema_version = 2  # 2: time-ordered, bitemporal versions
     kinds = frozenset({"activation_completed", "deactivated", "health_reported"})
     tables = ("placements", "placement_facts", "health", "placement_envs")
     ddl = (

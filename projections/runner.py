@@ -110,10 +110,28 @@ class Views:
         return self.location.backend == "sqlite"
 
     def _create_tables(self, views: Iterable[View]) -> None:
+        """Create the views' tables. A view whose tables were made by an older version
+        of its code (``View.schema_version``) is dropped and forgotten first, so the
+        next catch-up rebuilds it: an upgrade needs no manual step."""
         with self.recorder.transaction(commit=True) as tx:
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS view_schemas "
+                "(name TEXT PRIMARY KEY, version BIGINT NOT NULL)"
+            )
+            made = dict(tx.tuples("SELECT name, version FROM view_schemas"))
             for view in views:
+                if made.get(view.name, 1) != view.schema_version:
+                    for table in (*view.tables, *view.former_tables):
+                        tx.execute(f"DROP TABLE IF EXISTS {table}")
+                    self.recorder.forget(tx, tracking_name(view.name))
                 for statement in view.ddl:
                     tx.execute(statement)
+            tx.insert(
+                "view_schemas",
+                ("name", "version"),
+                [(view.name, view.schema_version) for view in views],
+                update_on="name",
+            )
 
     # --- reading ----------------------------------------------------------------------
 

@@ -49,6 +49,11 @@ class View(Projection[AnyViewRecorder]):
     """The tables the view owns, dropped on rebuild; first the one dumps start with."""
     ddl: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    schema_version: ClassVar[int] = 1
+    """Raise it when the tables or what they hold change: views made by an older version
+    are dropped and rebuilt when next opened."""
+    former_tables: ClassVar[tuple[str, ...]] = ()
+    """Tables older versions of the view had and this one has not (dropped with it)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

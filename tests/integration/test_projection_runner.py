@@ -311,3 +311,37 @@ def test_lag_is_the_slowest_views(ledger: Ledger) -> None:
     assert lags == {name: head if name == "history" else 0 for name in VIEW_NAMES}
     views.catch_up()
     assert views.lag() == 0
+
+
+OLD_PLACEMENTS = (  # the placements table as the first version of the view made it
+    "CREATE TABLE placements (id BIGINT PRIMARY KEY, env TEXT NOT NULL, host TEXT NOT NULL, "
+    "service TEXT NOT NULL, build_id TEXT NOT NULL, generation BIGINT NOT NULL, "
+    "valid_from BIGINT NOT NULL, recorded_from BIGINT NOT NULL, end_position BIGINT, "
+    "valid_to BIGINT, recorded_to BIGINT, ended_by TEXT)"
+)
+
+
+def test_views_made_by_older_code_are_rebuilt_when_opened(ledger: Ledger) -> None:
+    """An upgrade that changes a view's tables needs no manual step: opening the views
+    drops the outdated one and forgets its position, and catching up rebuilds it."""
+    ledger.append(busy_story(2).events)
+    views = Views(ledger)
+    views.catch_up()
+    current = dump(views)
+    with views.recorder.transaction(commit=True) as tx:
+        tx.execute("DROP TABLE placements")
+        tx.execute(OLD_PLACEMENTS)
+        tx.execute("CREATE TABLE history_health (env TEXT, host TEXT, service TEXT)")
+        tx.execute("UPDATE view_schemas SET version = 1 WHERE name IN ('placements', 'history')")
+    reopened = Views(ledger)
+    positions = reopened.positions()
+    assert positions["placements"] == positions["history"] == 0  # forgotten
+    assert positions["builds"] > 0  # untouched
+    exists = (
+        "SELECT to_regclass('history_health') IS NOT NULL AS found"
+        if reopened.recorder.postgres
+        else "SELECT COUNT(*) > 0 AS found FROM sqlite_master WHERE name = 'history_health'"
+    )
+    assert not reopened.query(exists)[0]["found"]  # a former table goes too
+    reopened.catch_up()
+    assert dump(reopened) == current
