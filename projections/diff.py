@@ -2,8 +2,10 @@
 
 Placements are compared per (host, service): added, removed, or changed to another
 build. For every changed placement the two builds' closures are compared by package
-name, the way ``nix store diff-closures`` does for one machine, and the changes are
-summed up over the fleet: "openssl 1.0.1p → 1.0.2d in 4 services on 37 hosts".
+(name in its ecosystem, as ``where`` finds it) and version, outputs shown where they are
+more than ``out``, the way ``nix store diff-closures`` does for one machine, and the
+changes are summed up over the fleet: "openssl 1.0.1p → 1.0.2d in 4 services on 37
+hosts", "openssl 3.0.13 → 3.0.13 [out, dev]" when a closure starts holding an output.
 """
 
 from __future__ import annotations
@@ -28,24 +30,43 @@ def _entries(views: Views, env: str, number: int) -> dict[tuple[str, str], str]:
     return {(e["host"], e["service"]): e["build_id"] for e in entries}
 
 
-def _closures(views: Views, build_ids: set[str]) -> dict[str, dict[str, set[str]]]:
-    """Per build: package name → the versions of it in the closure."""
-    closures: dict[str, dict[str, set[str]]] = {b: defaultdict(set) for b in build_ids}
+Closure = dict[tuple[str, str], dict[str, str]]
+"""A build's packages: (ecosystem, match name) → {version: outputs}."""
+
+
+def _closures(
+    views: Views, build_ids: set[str]
+) -> tuple[dict[str, Closure], dict[tuple[str, str], str]]:
+    """Per build: each package, the versions of it in the closure and their outputs;
+    and each package's name as written."""
+    closures: dict[str, Closure] = {b: defaultdict(dict) for b in build_ids}
+    names: dict[tuple[str, str], str] = {}
     for batch in batched(sorted(build_ids), IN_LIST):
         for row in views.query(
-            "SELECT build_id, name, version FROM build_components "
+            "SELECT build_id, ecosystem, match_name, name, version, outputs FROM build_packages "
             f"WHERE build_id IN ({', '.join('?' * len(batch))})",
             batch,
         ):
-            closures[row["build_id"]][row["name"]].add(row["version"])
-    return closures
+            package = (row["ecosystem"], row["match_name"])
+            closures[row["build_id"]][package][row["version"]] = row["outputs"]
+            names[package] = min(names.get(package, row["name"]), row["name"])
+    return closures, names
 
 
 EMPTY = "∅"
 
 
-def _versions(versions: set[str]) -> str:
-    return ", ".join(sorted(versions, key=version_key)) or EMPTY
+def _versions(ecosystem: str, versions: dict[str, str]) -> str:
+    """``1.0.2d``, or ``3.0.13 [out, bin, dev]`` when a closure holds more than ``out``."""
+    return (
+        ", ".join(
+            version if outputs in ("", "out") else f"{version} [{outputs.replace(',', ', ')}]"
+            for version, outputs in sorted(
+                versions.items(), key=lambda item: version_key(item[0], ecosystem)
+            )
+        )
+        or EMPTY
+    )
 
 
 def diff(views: Views, a: int, b: int, env: str | None = None) -> Row:
@@ -63,17 +84,22 @@ def diff(views: Views, a: int, b: int, env: str | None = None) -> Row:
         if before is not None and after is not None:
             changed_pairs[(before, after)].append((host, service))
 
-    closures = _closures(views, {build for pair in changed_pairs for build in pair})
+    closures, names = _closures(views, {build for pair in changed_pairs for build in pair})
     packages: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
     for (before, after), placements in changed_pairs.items():
         was, now = closures[before], closures[after]
-        for name in was.keys() | now.keys():
-            if was.get(name, set()) == now.get(name, set()):
+        for package in was.keys() | now.keys():
+            if was.get(package, {}) == now.get(package, {}):
                 continue
-            moved = (name, _versions(was.get(name, set())), _versions(now.get(name, set())))
-            hosts, names = packages.setdefault(moved, (set(), set()))
+            ecosystem = package[0]
+            moved = (
+                names[package],
+                _versions(ecosystem, was.get(package, {})),
+                _versions(ecosystem, now.get(package, {})),
+            )
+            hosts, touched = packages.setdefault(moved, (set(), set()))
             hosts.update(host for host, _ in placements)
-            names.update(service for _, service in placements)
+            touched.update(service for _, service in placements)
 
     return {
         "env": env,
@@ -94,10 +120,10 @@ def diff(views: Views, a: int, b: int, env: str | None = None) -> Row:
                 "name": name,
                 "from": before,
                 "to": after,
-                "services": sorted(names),
+                "services": sorted(touched),
                 "hosts": len(hosts),
             }
-            for (name, before, after), (hosts, names) in sorted(packages.items(), key=_importance)
+            for (name, before, after), (hosts, touched) in sorted(packages.items(), key=_importance)
         ],
     }
 

@@ -178,3 +178,27 @@ def test_a_wrong_question_is_an_error_not_nothing(
     nix_url: str, args: list[str], message: str
 ) -> None:
     assert message in refused(run(nix_url, *args))
+
+
+def test_diff_compares_package_versions_and_shows_outputs(nix_url: str) -> None:
+    """Generation 2 puts billing's build where gateway's was: openssl keeps both
+    versions but with other outputs, which diff shows instead of six path changes."""
+    ledger = Ledger(locate(nix_url))
+    for build in (GATEWAY, BILLING):
+        ledger.append(
+            [
+                make_event(
+                    "generation_planned",
+                    manifest=[{"host": "h9", "service": "app", "build_id": build}],
+                    tags=[],
+                )
+            ]
+        )
+    ledger.close()
+    assert run(nix_url, "project").exit_code == 0
+    answer = as_json(run(nix_url, "diff", "1", "2", "--env", "production", "--json"))
+    openssl = [c for c in answer["closure_changes"] if c["name"] == "openssl"]
+    assert openssl == [
+        {"name": "openssl", "from": "1.1.1w, 3.0.13 [out, bin, dev]",
+         "to": "1.1.1w [out, dev], 3.0.13 [man]", "services": ["app"], "hosts": 1}
+    ]  # fmt: skip
