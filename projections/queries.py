@@ -397,7 +397,8 @@ def asked_packages(
     only, its version as ``version``) or a bare name, which finds the package in every
     ecosystem by that ecosystem's rules (``pygments`` finds PyPI's ``Pygments``). A
     package that no closure ever held is refused (UnknownName, with the names that look
-    like it): "nowhere" must not stand for "misspelt".
+    like it), and so is an exact version of it that no closure held: "nowhere" must not
+    stand for "misspelt".
     """
     wanted: tuple[str, str] | None = None
     if name.startswith("pkg:"):
@@ -432,6 +433,13 @@ def asked_packages(
         raise UnknownName(
             f"no closure in the ledger has ever held a package called {name!r}"
             f"{nearest(name, names)}"
+        )
+    held = {v for versions in found.values() for v in versions}
+    if version is not None and version not in held:
+        shown = sorted(held, key=version_key)
+        raise UnknownName(
+            f"no closure in the ledger has ever held {name} {version} (versions held: "
+            f"{', '.join(shown[:20])}{', …' if len(shown) > 20 else ''})"
         )
     packages = [
         Package(

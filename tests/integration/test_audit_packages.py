@@ -109,10 +109,15 @@ def test_version_and_ranges_work_on_the_version_whatever_the_output(nix_url: str
     assert {r["version"] for r in newer} == {"3.0.13"}
     older = as_json(run(nix_url, "where", "openssl", "--version-range", "<3.0.13", "--json"))
     assert {(r["host"], r["version"]) for r in older} == {("h1", "1.1.1w"), ("h2", "1.1.1w")}
-    # The output is no longer part of the version.
-    dev = run(nix_url, "where", "openssl", "--version", "3.0.13-dev")
-    assert dev.exit_code == 0, dev.output
-    assert "no active closure holds openssl" in dev.output
+    # The output is no longer part of the version: 3.0.13-dev was never a version.
+    assert (
+        "no closure in the ledger has ever held openssl 3.0.13-dev (versions held: "
+        "1.1.1w, 3.0.13)" in refused(run(nix_url, "where", "openssl", "--version", "3.0.13-dev"))
+    )
+    # A range that holds no version is a real "nowhere".
+    none = run(nix_url, "where", "openssl", "--version-range", ">=4")
+    assert none.exit_code == 0, none.output
+    assert "no active closure holds openssl" in none.output
     purl = as_json(run(nix_url, "where", "pkg:nix/openssl@1.1.1w", "--json"))
     assert {(r["host"], tuple(r["outputs"])) for r in purl} == {("h1", ("out",)),
                                                                 ("h2", ("out", "dev"))}  # fmt: skip

@@ -287,12 +287,14 @@ def test_counts_in_the_database_agree_with_the_rows(fleet: Fleet) -> None:
         {"at": minute(fleet.during_gen3)},
         {"at": minute(fleet.rollback_at + 1), "known_at": minute(fleet.rollback_at + 1)},
         {"version_range": parse_range(">=1.0.1,<1.0.2"), "at": minute(fleet.during_gen1)},
-        {"version": "9.9"},
+        {"version_range": parse_range(">=9.9")},
     ):
         rows = queries.where(fleet.views, "openssl", **options)
         counts = queries.where_counts(fleet.views, "openssl", **options)
         assert counts == queries.where_summary(rows), options
     assert queries.where_counts(fleet.views, "openssl")[0]["services"] == ["api"]
+    with pytest.raises(UnknownName, match="ever held openssl 9.9 "):
+        queries.where_counts(fleet.views, "openssl", version="9.9")  # never held: an error
 
 
 def test_a_placement_listed_twice_counts_once(ledger: Ledger) -> None:
