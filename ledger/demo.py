@@ -1163,7 +1163,8 @@ def recorded_demo_fleet(hosts: int = 300, services: int = 30, seed: int = 0) -> 
     """``demo_fleet`` as the ledger receives it: in the order it is recorded, each event
     with its ``recorded_at``.
 
-    Most events are recorded 0.05-1.5 s after they happen. The agents of three
+    Most events are recorded 0.05-1.5 s after they happen, each source's (a host's, or
+    an environment's coordinator's) in the order they happened. The agents of three
     production hosts behind one switch lose their connection for :data:`OFFLINE_FOR`:
     the hosts activated first in the first production generation planned
     :data:`OFFLINE_AFTER` into the story. Everything they report while offline is
@@ -1175,6 +1176,7 @@ def recorded_demo_fleet(hosts: int = 300, services: int = 30, seed: int = 0) -> 
     start: datetime | None = None
     offline: list[str] = []
     spooled = 0
+    sent: dict[tuple[str, str | None], datetime] = {}
     pending: list[tuple[datetime, int, Envelope]] = []
     for number, event in enumerate(demo_fleet(hosts=hosts, services=services, seed=seed)):
         when = event.occurred_at
@@ -1201,6 +1203,10 @@ def recorded_demo_fleet(hosts: int = 300, services: int = 30, seed: int = 0) -> 
             recorded = start + OFFLINE_FOR + timedelta(microseconds=spooled)
         else:
             recorded = when + timedelta(milliseconds=rng.randint(50, 1_500))
+            # One source sends its facts in order: never before its previous one.
+            source = (event.env, getattr(event, "host", None))
+            recorded = max(recorded, sent.get(source, recorded) + timedelta(microseconds=1))
+            sent[source] = recorded
         heapq.heappush(
             pending, (recorded, number, event.model_copy(update={"recorded_at": recorded}))
         )

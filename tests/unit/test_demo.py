@@ -418,6 +418,13 @@ def test_the_recorded_demo_arrives_in_recorded_order_with_a_few_late_facts() -> 
     assert any(isinstance(e, ActivationCompleted) for e in late)
     first_late = events.index(late[0])
     assert any(e.occurred_at > late[0].occurred_at for e in events[:first_late])
+    # Each source (a host, or an env's coordinator) sends its facts in the order they
+    # happened, the offline agents' spooled facts included.
+    by_source: dict[tuple[str, str | None], list[Envelope]] = defaultdict(list)
+    for event in events:
+        by_source[(event.env, getattr(event, "host", None))].append(event)
+    for sent in by_source.values():
+        assert [e.occurred_at for e in sent] == sorted(e.occurred_at for e in sent)
     assert [e.model_dump_json() for e in recorded_demo_fleet()] == [
         e.model_dump_json() for e in events
     ]  # deterministic
