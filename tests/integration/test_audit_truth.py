@@ -55,6 +55,7 @@ Key = tuple[str, str, str]  # env, host, service ("" for the host itself)
 WhereRow = tuple[str, str, str, str, str, datetime]  # env, host, service, build, version, since
 CountRow = tuple[str, str, int, tuple[str, ...]]  # env, version, hosts, services
 TopologyRow = tuple[str, str, str, str, datetime, int, str | None]
+HistoryRow = tuple[int, str, str | None]  # position, kind, service
 """env, host, service, build, since, generation, health."""
 
 
@@ -208,6 +209,25 @@ class Auditor:
             ),
             key=repr,
         )  # fmt: skip
+
+    def history(self, host: str) -> list[HistoryRow]:
+        """A host's facts in the order they happened (ties by position), less the health
+        reports that repeat the state the one before them (same env, service) gave."""
+        facts = sorted(
+            (f for f in self.facts if f.event.get("host") == host),
+            key=lambda f: (when(f.event["occurred_at"]), f.position),
+        )
+        rows: list[HistoryRow] = []
+        last: dict[tuple[str, str], str] = {}
+        for fact in facts:
+            event = fact.event
+            if event["kind"] == "health_reported":
+                key = (event["env"], event.get("service") or "")
+                if last.get(key) == event["state"]:
+                    continue
+                last[key] = event["state"]
+            rows.append((fact.position, event["kind"], event.get("service") or None))
+        return rows
 
 
 # --- the views' answers, in the same shape (and order) as the auditor's -------------
@@ -681,6 +701,23 @@ def compare(views: Views, auditor: Auditor, scenario: Scenario, how: str) -> Non
         f"{how}: where_counts now"
     )
     assert placed(queries.topology(views, now=NOW)) == auditor.topology(), f"{how}: topology"
+    for host in sorted({f.event["host"] for f in auditor.facts if "host" in f.event}):
+        assert [
+            (r["position"], r["kind"], r["service"]) for r in queries.history(views, host)
+        ] == auditor.history(host), f"{how}: history of {host}"
+        # A host's manifest is its part of the topology (with closures and dependencies).
+        assert sorted(
+            (
+                r["env"],
+                r["host"],
+                r["service"],
+                r["build_id"],
+                when(r["since"]),
+                r["generation"],
+                r["health"],
+            )
+            for r in queries.manifest(views, host, now=NOW)
+        ) == [row for row in auditor.topology() if row[1] == host], f"{how}: manifest of {host}"
     for at in scenario.ats:
         rows = queries.where(views, NAME, at=at)
         one_build_each(rows, f"{how}: where at {stamp(at)}")
