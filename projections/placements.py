@@ -211,8 +211,10 @@ class PlacementsView(View):
         "CREATE INDEX IF NOT EXISTS placements_key ON placements (host, service, env) "
         "WHERE retired_by IS NULL",
         # Covering indexes for `where`: now (open intervals only) and at a moment.
-        "CREATE INDEX IF NOT EXISTS placements_open_build ON placements "
-        "(build_id, env, host, service, valid_from, generation) "
+        # (SQLite reads a partial index as covering only when it holds the columns its
+        # condition names too.)
+        "CREATE INDEX IF NOT EXISTS placements_now ON placements "
+        "(build_id, env, host, service, valid_from, generation, end_position, retired_by) "
         "WHERE end_position IS NULL AND retired_by IS NULL",
         "CREATE INDEX IF NOT EXISTS placements_build ON placements "
         "(build_id, valid_from, valid_to, recorded_from, recorded_to, retired_at, "

@@ -290,10 +290,8 @@ _FOUND = (
     "p.env, p.host, p.service, p.build_id, b.version, k.name, k.version, k.outputs, "
     "k.store_path, p.valid_from, p.generation, k.ecosystem"
 )
-_MATCHING = (
-    "FROM build_packages k JOIN placements p ON p.build_id = k.build_id "
-    "LEFT JOIN builds b ON b.build_id = k.build_id"
-)
+_PLACED = "FROM build_packages k JOIN placements p ON p.build_id = k.build_id"
+_MATCHING = f"{_PLACED} LEFT JOIN builds b ON b.build_id = k.build_id"
 _ORDER = "ORDER BY p.env, p.host, p.service, k.ecosystem, k.version, p.build_id, p.valid_from"
 
 
@@ -473,13 +471,15 @@ def _placement_condition(
 ) -> tuple[str, list[Any]]:
     """Which placements count (``p``, joined with its build ``b``): the open ones, or
     those holding ``at`` — as known now, or as known at ``known_at`` (rows and builds
-    recorded by then; see projections/placements.py)."""
+    recorded by then; see projections/placements.py). Written with the columns of the
+    ``placements_build`` index only (``retired_at``, ``valid_to``: set exactly when
+    ``retired_by``, ``end_position`` are), so that no table row is read."""
     params: list[Any] = []
     if at is None and known_at is None:
         condition = "p.end_position IS NULL AND p.retired_by IS NULL"
     elif known_at is None:
         condition = (
-            "p.retired_by IS NULL AND p.valid_from <= ? AND (p.valid_to IS NULL OR p.valid_to > ?)"
+            "p.retired_at IS NULL AND p.valid_from <= ? AND (p.valid_to IS NULL OR p.valid_to > ?)"
         )
         moment = to_micros(at or datetime.now(UTC))
         params = [moment, moment]
@@ -489,7 +489,7 @@ def _placement_condition(
         condition = (
             "p.recorded_from <= ? AND (p.retired_at IS NULL OR p.retired_at > ?) "
             "AND p.valid_from <= ? AND NOT ("
-            "p.end_position IS NOT NULL AND p.valid_to <= ? AND p.recorded_to <= ?) "
+            "p.valid_to IS NOT NULL AND p.valid_to <= ? AND p.recorded_to <= ?) "
             "AND b.recorded_at <= ?"
         )
         params = [known, known, moment, moment, known, known]
@@ -582,9 +582,11 @@ def where_counts(
             if tx.postgres
             else ("json_group_array(DISTINCT p.service)", "group_concat(DISTINCT k.outputs)")
         )
+        # The builds only matter as known at a moment (b.recorded_at).
+        joined = _MATCHING if known_at is not None else _PLACED
         rows = tx.tuples(
             f"SELECT p.env, k.ecosystem, MIN(k.name), k.version, COUNT(DISTINCT p.host), "
-            f"{services}, {outputs} {_MATCHING} WHERE {chosen} AND {condition} "
+            f"{services}, {outputs} {joined} WHERE {chosen} AND {condition} "
             "GROUP BY p.env, k.ecosystem, k.match_name, k.version",
             [*chosen_params, *params],
         )
