@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from ledger.errors import (
@@ -42,13 +44,32 @@ def explain(error: Exception) -> tuple[int, list[str]]:
         return BAD_INPUT, [f"Error: {error}"]
     if isinstance(error, StoreNotInitialised | StoreUnavailable):
         return FAILURE, [f"Error: {error}"]
-    if isinstance(error, PersistenceError | psycopg.Error | sqlite3.Error):
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if isinstance(error, KafkaError):
         return FAILURE, [
-            f"Error: the ledger store failed: {first_line}",
+            f"Error: Kafka is unavailable: {_first_line(error)}",
+            "  Check that the broker is running and --kafka (or LEDGER_KAFKA) points at it.",
+        ]
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+        # Riemann, Kafka or another service is down or unreachable: an outage, not a bug.
+        text = _first_line(error)
+        if type(error).__module__ == "builtins" or isinstance(error, socket.gaierror):
+            text = f"a service could not be reached: {type(error).__name__}: {text}"
+        return FAILURE, [
+            f"Error: {text}",
+            "  Check that the service is running and the address given is right.",
+        ]
+    if isinstance(error, PersistenceError | psycopg.Error | sqlite3.Error):
+        return FAILURE, [
+            f"Error: the ledger store failed: {_first_line(error)}",
             "  Check that the database is running and LEDGER_URL / --ledger points at it.",
         ]
     return FAILURE, [
         f"Error: unexpected {type(error).__name__}: {error}",
         "  Run again with --debug for the traceback, and report it if it persists.",
     ]
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of the error's message, or its class name when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -9,27 +9,34 @@ redelivered record harmless: the append skips events already stored. So a crash,
 rebalance or a failed commit can only make a worker see records again, never lose or
 double-store one.
 
-A record that can never be stored — not UTF-8, not JSON, not a valid event, an
-``event_id`` already stored with other content, a generation number that is taken —
-goes to the dead-letter topic: the original key and value, and headers with the error
-and the original topic, partition, offset and timestamp. The worker then moves on.
+A record that can never be stored goes to the dead-letter topic, whatever the reason:
+not UTF-8, not JSON, not a valid event, any other error while decoding or validating
+it (a timestamp out of range, say), an ``event_id`` already stored with other content,
+a generation number that is taken, or an error that storing that one record raises.
+The dead letter holds the original key and value, and headers with the error and the
+original topic, partition, offset and timestamp. The valid records behind it are
+stored and the worker moves on.
 
-Anything else that fails (the database is down, Kafka is unreachable) is temporary:
-the worker seeks back to the batch's first offsets and tries the same records again
-after a back-off, so nothing is skipped and nothing is dead-lettered for it. The
-back-off stays well under the group's ``max.poll.interval``, so a worker waiting for
-its database keeps its partitions.
+Only the store or the broker being unavailable (``is_outage``: connection and
+operational errors of the database, Kafka errors, network errors) is temporary: the
+worker logs the cause, seeks back to the batch's first offsets and tries the same
+records again after a back-off, so nothing is skipped and nothing is dead-lettered for
+it. The back-off stays well under the group's ``max.poll.interval``, so a worker
+waiting for its database keeps its partitions.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import DataError, PersistenceError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -38,12 +45,13 @@ from pydantic import ValidationError
 from collectors.kafka_client import (
     KafkaUnavailable,
     open_producer,
+    require_reachable,
     require_topics,
     wait_for_acks,
 )
 from collectors.run import Backoff, describe
 from ledger.application import Appended, CheckState, Ledger
-from ledger.errors import EventConflict
+from ledger.errors import EventConflict, InvalidInput, LedgerError
 from ledger.events import LedgerEvent, describe_error, parse_event
 
 log = logging.getLogger("ledger.ingest")
@@ -122,9 +130,58 @@ def parse_record(record: Any) -> Parsed | Poison:
         return Poison(record, "; ".join(reasons))
     except RecursionError:
         return Poison(record, "JSON nested too deeply")
+    except Exception as error:
+        # Whatever decoding or validating one record raises (OverflowError for a
+        # timestamp out of range, …) is about that record: retrying cannot help.
+        return Poison(record, f"not a valid event: {describe(error)}")
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` says the store or the broker is unavailable (retry the batch)
+    rather than that a record cannot be stored (dead-letter it).
+
+    Database errors other than bad data count as the store's: a missing privilege or
+    table must not send every record to the dead letters.
+    """
+    if isinstance(error, DataError | psycopg.DataError | sqlite3.DataError):
+        return False
+    if isinstance(error, InvalidInput):
+        return False
+    return isinstance(
+        error, PersistenceError | psycopg.Error | sqlite3.Error | LedgerError | KafkaError | OSError
+    )
 
 
 def append_valid(ledger: Ledger, parsed: Sequence[Parsed]) -> tuple[list[Appended], list[Poison]]:
+    """Append the events in one transaction, all but those the ledger refuses: those
+    come back as poison. When the batch fails for a reason that is not an outage, the
+    records are stored one by one (one transaction each) to find which one fails.
+    Outages raise."""
+    try:
+        return _append_batch(ledger, parsed)
+    except Exception as error:
+        if is_outage(error):
+            raise
+        log.warning(
+            "ingest: a batch of %d records cannot be stored (%s); storing them one by one",
+            len(parsed), describe(error),
+        )  # fmt: skip
+    appended: list[Appended] = []
+    refused: list[Poison] = []
+    for one in parsed:
+        try:
+            stored, poison = _append_batch(ledger, [one])
+        except Exception as error:
+            if is_outage(error):
+                raise
+            refused.append(Poison(one.record, f"cannot be stored: {describe(error)}"))
+            continue
+        appended += stored
+        refused += poison
+    return appended, refused
+
+
+def _append_batch(ledger: Ledger, parsed: Sequence[Parsed]) -> tuple[list[Appended], list[Poison]]:
     """Append the events in one transaction, all but those the ledger refuses (an
     ``event_id`` stored with other content, a taken generation number): those come
     back as poison. A clash with a concurrent writer is re-checked from the start."""
@@ -185,6 +242,7 @@ class IngestWorker:
         timeout_ms = int(settings.timeout * 1000)
         poll_ms = int(settings.max_poll_interval * 1000)
         try:
+            require_reachable(settings.bootstrap)
             self.consumer = KafkaConsumer(
                 bootstrap_servers=settings.bootstrap.split(","),
                 client_id=settings.client_id,
@@ -351,11 +409,11 @@ def run_ingest(
     while not stop.is_set():
         try:
             busy = worker.step()
-        except Exception as error:
+        except Exception as error:  # the supervisor loop: log, back off, retry
             delay = backoff.failed(clock())
             log.warning(
                 "ingest: %s; retrying the same records in %.1f s (failure %d in a row)",
-                describe(error), delay, backoff.failures,
+                outage_cause(worker, error), delay, backoff.failures,
             )  # fmt: skip
             stop.wait(delay)
             continue
@@ -364,3 +422,16 @@ def run_ingest(
         backoff.succeeded()
         if once and not busy and worker.caught_up():
             return
+
+
+def outage_cause(worker: IngestWorker, error: Exception) -> str:
+    """What is unavailable and why, for the log line of a retry."""
+    text = describe(error)
+    if isinstance(error, KafkaError):
+        return f"Kafka at {worker.settings.bootstrap} is unavailable ({text})"
+    if isinstance(error, PersistenceError | psycopg.Error | sqlite3.Error):
+        if "couldn't get a connection" in text:
+            # The pool does not say why; one direct attempt does.
+            text += f"; {worker.ledger.store.connection_problem() or 'reachable again'}"
+        return f"the ledger store is unavailable ({text})"
+    return text

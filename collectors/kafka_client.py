@@ -6,6 +6,7 @@ Publishing, restoring, ingesting and the agent's producer all talk to Kafka thro
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,12 +30,32 @@ def record_key(event: Mapping[str, Any]) -> bytes:
     return str(event.get("host") or event["env"]).encode()
 
 
+def require_reachable(bootstrap: str, timeout: float = 2.0) -> None:
+    """Raise ``KafkaUnavailable`` at once, with the cause, when no bootstrap server
+    accepts a TCP connection; kafka-python would retry until its timeout (30 s) and
+    then only say it was "unable to bootstrap"."""
+    causes = []
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        if not port.isdigit():
+            return  # not HOST:PORT: leave the complaint to the client
+        try:
+            socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout).close()
+        except OSError as error:
+            reason = error.strerror or str(error) or type(error).__name__
+            causes.append(f"{address.strip()}: {reason.lower()}")
+        else:
+            return
+    raise KafkaUnavailable(f"could not reach Kafka: {'; '.join(causes)}")
+
+
 def open_producer(bootstrap: str, *, client_id: str, timeout: float) -> Any:
     """An idempotent producer with ``acks=all``; refuses to run without idempotence.
 
     ``enable_idempotence=True`` is set explicitly: kafka-python otherwise turns
     idempotence off with only a warning when another setting conflicts.
     """
+    require_reachable(bootstrap)
     timeout_ms = int(timeout * 1000)
     request_ms = max(1000, timeout_ms // 3)
     try:

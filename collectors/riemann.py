@@ -250,6 +250,14 @@ def gauge_event(event: Event, gauge: Gauge, now: float, ttl: float) -> None:
 # --- the connection -----------------------------------------------------------------
 
 
+class RiemannUnavailable(ConnectionError):
+    """Riemann could not be reached, or the connection to it failed: an outage."""
+
+
+class RiemannTimedOut(RiemannUnavailable, TimeoutError):
+    """Riemann did not accept the connection or answer in time."""
+
+
 class TCPTransport(ClientTCPTransport):  # type: ignore[misc]
     """riemann-client's TCP transport, reading Riemann's answer exactly, optionally
     over TLS (on an ``ssl.SSLContext``, see ``collectors.tls``).
@@ -311,6 +319,7 @@ class RiemannSink:
     def __init__(
         self, host: str, port: int, *, timeout: float, context: ssl.SSLContext | None
     ) -> None:
+        self.address = f"{host}:{port}"
         self.transport = TCPTransport(host, port, timeout, context)
         self.client = QueuedClient(self.transport)
 
@@ -333,6 +342,16 @@ class RiemannSink:
                     self.transport.disconnect()
             self.transport.connect()
             self.client.flush()
+        except OSError as error:  # refused, unreachable, timed out, TLS, reset
+            self.client.clear_queue()
+            self.transport.disconnect()
+            if isinstance(error, RiemannUnavailable):
+                raise
+            reason = str(error).strip() or type(error).__name__
+            unavailable = RiemannTimedOut if isinstance(error, TimeoutError) else RiemannUnavailable
+            raise unavailable(
+                f"cannot reach Riemann at {self.address}: {type(error).__name__}: {reason}"
+            ) from error
         except BaseException:
             self.client.clear_queue()
             self.transport.disconnect()

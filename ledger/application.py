@@ -300,11 +300,11 @@ class Ledger(Application[UUID]):
         """
         anchors = dict(anchors or {})
         expected, prev_hash = 1, GENESIS
-        batch: list[tuple[UUID, int]] = []
+        batch: list[tuple[int, dict[str, Any]]] = []
 
         def bad(position: int, reason: str) -> Verification:
             # Rows before this one whose index entries are not checked yet come first.
-            earlier = self._check_index([(i, p) for i, p in batch if p < position])
+            earlier = self._check_index([(p, e) for p, e in batch if p < position])
             if earlier is not None:
                 position, reason = earlier
             return Verification(position - 1, "", position, reason)
@@ -343,7 +343,7 @@ class Ledger(Application[UUID]):
                     f"position {position} does not have its anchored hash: the history up "
                     f"to it was rewritten",
                 )
-            batch.append((UUID(str(event["event_id"])), position))
+            batch.append((position, event))
             if len(batch) >= READ_BATCH:
                 problem = self._check_index(batch)
                 if problem is not None:
@@ -373,15 +373,30 @@ class Ledger(Application[UUID]):
             )
         return Verification(expected - 1, prev_hash)
 
-    def _check_index(self, batch: list[tuple[UUID, int]]) -> tuple[int, str] | None:
-        indexed = self.store.lookup_event_ids(event_id for event_id, _ in batch)
-        for event_id, position in batch:
-            known = indexed.get(event_id)
-            if known is None or known.position != position:
+    def _check_index(self, batch: list[tuple[int, dict[str, Any]]]) -> tuple[int, str] | None:
+        """The first position of ``batch`` (positions in order, with their events) whose
+        index row is missing or differs from what its event says, and which field.
+
+        The index decides what counts as already stored (event id and digest) and which
+        generation number is next: a row changed behind the ledger's back would let a
+        changed resend pass as a duplicate or a generation number be given out twice.
+        """
+        if not batch:
+            return None
+        rows = {row.position: row for row in self.store.index_rows(batch[0][0], batch[-1][0])}
+        for position, event in batch:
+            row = rows.get(position)
+            if row is None:
                 return position, (
                     f"position {position} is not in the event index: it was inserted or "
                     f"rewritten behind the ledger's back"
                 )
+            for name, indexed, expected in _index_fields(row, event):
+                if indexed != expected:
+                    return position, (
+                        f"the event index row of position {position} was changed: its "
+                        f"{name} is {indexed!r} but the event says {expected!r}"
+                    )
         return None
 
     def count(self) -> int:
@@ -447,6 +462,22 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def _index_fields(row: IndexRow, event: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Each field of an index row with the value its stored event implies."""
+    kind = event.get("kind")
+    return [
+        ("event_id", str(row.event_id), str(event.get("event_id"))),
+        ("env", row.env, event.get("env")),
+        ("kind", row.kind, kind),
+        (
+            "generation number",
+            row.planned_generation,
+            event.get("number") if kind == "generation_planned" else None,
+        ),
+        ("content digest", row.digest, content_digest(event)),
+    ]
 
 
 def _digest(event: Envelope) -> str:

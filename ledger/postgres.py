@@ -9,26 +9,71 @@ racing on overlapping batches wait for each other instead of deadlocking.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import logging
+import random
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from ledger.errors import StoreUnavailable
 from ledger.index import INDEX_TABLE, IndexedEvent, IndexRow
 
+log = logging.getLogger("ledger.store")
+
 REFUSE_FUNCTION = "ledger_refuse_change"
+PROBE_TIMEOUT = 2  # seconds; libpq's smallest connect_timeout
+INSERT_ATTEMPTS = 10
+INSERT_RETRY_WAIT = 0.2
+
+
+def connection_problem(kwargs: Mapping[str, Any]) -> str | None:
+    """Why a connection with these settings fails, in one line naming the server and
+    the cause (refused, no such database, authentication failed), or ``None``.
+
+    The library's pool retries in the background and, when it gives up, only says it
+    "couldn't get a connection after N sec"; one direct attempt says why at once.
+    """
+    settings = {k: kwargs[k] for k in ("dbname", "host", "port", "user", "password") if k in kwargs}
+    try:
+        psycopg.connect(**settings, connect_timeout=PROBE_TIMEOUT).close()
+    except psycopg.Error as error:
+        return f"PostgreSQL at {_server(settings)}: {_cause(error)}"
+    return None
+
+
+def _server(settings: Mapping[str, Any]) -> str:
+    host = str(settings.get("host") or "localhost")
+    return f"{host}:{settings.get('port') or 5432}"
+
+
+def _cause(error: psycopg.Error) -> str:
+    """libpq's reason without its preamble: 'connection to server at "h", port p
+    failed: FATAL:  database "x" does not exist' becomes 'database "x" does not exist'."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    reason = re.split(r"\bfailed: ", lines[0])[-1]
+    reason = re.sub(r"^(FATAL|ERROR):\s+", "", reason).strip()
+    if reason == "Connection refused":
+        return "connection refused (is the server running there and listening on that port?)"
+    return reason[:1].lower() + reason[1:]
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
+        problem = connection_problem(cast(Mapping[str, Any], datastore.pool.kwargs))
+        if problem is not None:
+            datastore.close()
+            raise StoreUnavailable(f"cannot connect to the ledger's {problem}")
         super().__init__(datastore, events_table_name=events_table_name)
         names = {
             "schema": Identifier(self.datastore.schema),
@@ -77,13 +122,45 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "SELECT env, MAX(planned_generation) AS last FROM {schema}.{index} "
             "WHERE env = ANY(%s) GROUP BY env"
         ).format(**names)
+        self._select_rows = SQL(
+            "SELECT event_id, position, env, kind, planned_generation, digest "
+            "FROM {schema}.{index} WHERE position BETWEEN %s AND %s ORDER BY position"
+        ).format(**names)
         self._count_index = SQL("SELECT count(*) AS n FROM {schema}.{index}").format(**names)
         self._has_tables = SQL(
             "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL AS ok"
         )
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's insert, retried (with a log line each time) while the database
+        cannot be reached."""
+        for attempt in range(1, INSERT_ATTEMPTS + 1):
+            try:
+                return self._insert_once(stored_events, **kwargs)
+            except (InterfaceError, OperationalError) as error:
+                if attempt == INSERT_ATTEMPTS:
+                    raise
+                cause = _first_line(error)
+                if "couldn't get a connection" in cause:
+                    cause += f" ({connection_problem(self._connect_settings()) or 'reachable now'})"
+                log.warning(
+                    "ledger store: storing %d events failed (%s); retrying in %.1f s "
+                    "(attempt %d of %d)",
+                    len(stored_events), cause, INSERT_RETRY_WAIT, attempt, INSERT_ATTEMPTS,
+                )  # fmt: skip
+                time.sleep(INSERT_RETRY_WAIT * random.uniform(0.95, 1.05))
+        return None  # not reached: the last attempt returns or raises
+
+    def connection_problem(self) -> str | None:
+        """Why the database cannot be reached right now, or ``None`` when it can."""
+        return connection_problem(self._connect_settings())
+
+    def _connect_settings(self) -> Mapping[str, Any]:
+        return cast(Mapping[str, Any], self.datastore.pool.kwargs)
+
+    def _insert_once(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         """The library's insert, without pipeline mode.
@@ -149,3 +226,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             curs.execute(self._count_index)
             row = curs.fetchone()
             return int(row["n"]) if row else 0
+
+    def index_rows(self, first: int, last: int) -> list[IndexRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_rows, (first, last))
+            return [IndexRow(**row) for row in curs.fetchall()]
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

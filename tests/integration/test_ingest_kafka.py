@@ -232,6 +232,63 @@ def test_a_generation_number_that_is_taken_goes_to_the_dead_letters(
     assert "generation 3 of env 'staging' cannot be planned" in dict(dead.headers)["error"].decode()
 
 
+def test_records_that_cannot_be_stored_are_dead_lettered_and_block_nothing(
+    ledger: Ledger, kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timestamp out of range once converted to UTC (whatever validation raises for
+    it: OverflowError, or a refusal), and a record whose storing fails for a reason that
+    is not an outage: both dead-lettered with the error, never retried, the records
+    behind them stored."""
+    topics(kafka.bootstrap, partitions=1)
+    events = [event("web-001", n) for n in range(7)]
+    poison = {**event("web-001", 99), "occurred_at": "9999-12-31T23:59:59-14:00"}
+    unstorable = events[4]["event_id"]
+    original = ledger.append
+
+    def append(batch: Any, **kwargs: Any) -> Any:
+        if any(str(e.event_id) == unstorable for e in batch):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return original(batch, **kwargs)
+
+    monkeypatch.setattr(ledger, "append", append)
+    meta = produce(kafka.bootstrap, keyed([*events[:2], poison, *events[2:]]))
+
+    done = threading.Event()
+    worker = IngestWorker(ledger, settings(kafka.bootstrap))
+
+    def ingest() -> None:
+        run_ingest(worker, done, once=True)
+        done.set()
+
+    runner = threading.Thread(target=ingest)
+    runner.start()
+    try:
+        assert done.wait(DEADLINE), "the partition is blocked"
+    finally:
+        done.set()
+        runner.join()
+        worker.close()
+
+    stored = [e["event_id"] for e in stored_events(ledger.location.url)]
+    assert stored == [e["event_id"] for e in events if e["event_id"] != unstorable]
+    assert worker.totals.dead_lettered == 2
+    dead = {}
+    for record in read_topic(kafka.bootstrap, DEAD):
+        headers = {k: v.decode() for k, v in record.headers}
+        dead[int(headers["original_offset"])] = (orjson.loads(record.value), headers["error"])
+    assert sorted(dead) == [meta[2].offset, meta[5].offset]
+    value, error = dead[meta[2].offset]
+    assert value == poison
+    assert "occurred_at" in error or "out of range" in error
+    value, error = dead[meta[5].offset]
+    assert value["event_id"] == unstorable
+    assert (
+        error
+        == "cannot be stored: OverflowError: Python int too large to convert to SQLite INTEGER"
+    )
+    assert committed(kafka.bootstrap) == {0: len(meta)}
+
+
 def test_missing_dead_letter_topic_is_refused_before_reading(
     sqlite_url: str, kafka: KafkaBroker
 ) -> None:
@@ -389,6 +446,7 @@ def test_database_stopped_mid_ingest_loses_and_doubles_nothing(
         time.sleep(0.05)
     own_postgres.stop()
     worker.wait_for("retrying the same records")
+    assert "the ledger store is unavailable (" in worker.text()
     time.sleep(2)  # a few more failed attempts while records keep arriving
     own_postgres.start()
     sender.join()

@@ -11,9 +11,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 
+from cli.errors import TAMPERED
+from cli.main import root
 from ledger.application import Ledger
-from ledger.chain import entry_hash
+from ledger.chain import content_digest, entry_hash
 from ledger.domain import CHAIN_ID, TOPICS
 from tests.factories import make_event
 
@@ -243,10 +246,16 @@ def test_a_consistently_rewritten_last_row_is_caught_by_an_anchor(filled: Ledger
     forged = {**fact.event, "host": "web-666"}
     new_hash = entry_hash(head_position, fact.prev_hash, forged)
     host = fact.event["host"].encode()
+    raw = RawSQL(filled)
     _rewrite(
-        RawSQL(filled),
+        raw,
         head_position,
         lambda s: s.replace(host, b"web-666").replace(head_hash.encode(), new_hash.encode()),
+    )
+    raw.run(
+        f"UPDATE {raw.index} SET digest = ? WHERE position = ?",
+        content_digest(forged),
+        head_position,
     )
     assert filled.verify().intact, "consistent from inside the database"
     third = next(f for f in filled.facts() if f.position == 3)
@@ -262,3 +271,57 @@ def test_the_first_bad_position_is_reported_whatever_the_kind_of_damage(filled: 
     result = filled.verify()
     assert result.bad_position == 2
     assert "not in the event index" in result.reason
+
+
+def test_a_cleared_generation_number_in_the_index_is_caught(filled: Ledger) -> None:
+    """Without it the next plan of the env would get a number already given out."""
+    filled.append([make_event("generation_planned")])
+    second = filled.append([make_event("generation_planned")])[0].position
+    raw = RawSQL(filled)
+    raw.run(f"UPDATE {raw.index} SET planned_generation = NULL WHERE position = ?", second)
+    again = filled.append([make_event("generation_planned")])[0].position
+    numbers = [f.event["number"] for f in filled.facts(kinds=["generation_planned"])]
+    assert numbers == [1, 2, 2], "the damage this test is about: a number given out twice"
+    result = filled.verify()
+    assert (result.intact, result.bad_position) == (False, second)
+    assert f"index row of position {second}" in result.reason
+    assert "generation number is None but the event says 2" in result.reason
+    assert again > second
+
+
+def test_a_replaced_digest_in_the_index_is_caught(filled: Ledger) -> None:
+    """Without it a changed resend of the event would count as already stored."""
+    original = make_event("activation_completed", host="web-100")
+    position = filled.append([original])[0].position
+    changed = original.model_copy(update={"host": "web-666"})
+    forged = next(iter(filled.store.lookup_event_ids([original.event_id]).values()))
+    raw = RawSQL(filled)
+    new_digest = content_digest(changed.model_dump(mode="json"))
+    raw.run(f"UPDATE {raw.index} SET digest = ? WHERE position = ?", new_digest, position)
+    resent = filled.append([changed])[0]
+    assert (resent.new, resent.position) == (False, position), "counted as already stored"
+    result = filled.verify()
+    assert (result.intact, result.bad_position) == (False, position)
+    assert f"index row of position {position} was changed: its content digest" in result.reason
+    assert forged.digest in result.reason
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "field"),
+    [("env", "evil-env", "env"), ("kind", "health_reported", "kind")],
+)
+def test_every_index_field_is_checked(filled: Ledger, column: str, value: str, field: str) -> None:
+    raw = RawSQL(filled)
+    raw.run(f"UPDATE {raw.index} SET {column} = ? WHERE position = ?", value, 9)
+    result = filled.verify()
+    assert result.bad_position == 9
+    assert f"position 9 was changed: its {field} is {value!r}" in result.reason
+
+
+def test_index_damage_makes_ledger_verify_exit_3(filled: Ledger) -> None:
+    raw = RawSQL(filled)
+    raw.run(f"UPDATE {raw.index} SET digest = ? WHERE position = ?", "0" * 64, 4)
+    result = CliRunner().invoke(root, ["--ledger", filled.location.url, "verify"])
+    assert result.exit_code == TAMPERED, result.output
+    assert "position 4" in result.output
+    assert "content digest" in result.output
