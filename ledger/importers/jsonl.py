@@ -10,6 +10,7 @@ to a temporary file so it can be read twice.
 
 from __future__ import annotations
 
+import codecs
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,9 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """The longest line (one event) an ingest reads; a generation of ~300,000 placements."""
 MAX_REPORTED_ERRORS = 100
+JSON_WHITESPACE = b" \t\r\n"
+"""What may surround an event on its line. ``bytes.strip()`` would also take \\x0b and
+\\x0c, which JSON does not: a line starting with one is refused, not cleaned up."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,26 @@ def parse_line(number: int, raw: bytes) -> LedgerEvent | list[LineError]:
     try:
         return parse_event(raw)
     except ValidationError as error:
-        return [_line_error(number, e) for e in error.errors(include_url=False)]
+        details = error.errors(include_url=False)
+        if details[0]["type"] == "json_invalid" and (stray := _stray_byte(raw)):
+            return [LineError(number, "", stray)]
+        return [_line_error(number, e) for e in details]
     except RecursionError:
         return [LineError(number, "", "JSON nested too deeply")]
+
+
+def _stray_byte(raw: bytes) -> str | None:
+    """Names what surrounds the JSON object on a line (JSON whitespace is stripped)."""
+    if raw.startswith(codecs.BOM_UTF8):
+        return "not valid JSON: the line starts with a byte order mark (U+FEFF)"
+    for offset in (0, len(raw) - 1):
+        byte = raw[offset : offset + 1]
+        if byte < b" " or byte == b"\x7f":
+            return (
+                f"not valid JSON: byte {byte!r} at offset {offset} is not JSON whitespace "
+                "(only space, tab, CR and LF may surround an event)"
+            )
+    return None
 
 
 def parse_lines(lines: Iterable[bytes]) -> list[LedgerEvent]:
@@ -93,9 +114,10 @@ def parse_lines(lines: Iterable[bytes]) -> list[LedgerEvent]:
     bad_lines = count = 0
     for number, raw in enumerate(lines, start=1):
         count = number
-        if not raw.strip():
+        stripped = raw.strip(JSON_WHITESPACE)
+        if not stripped:
             continue
-        parsed = parse_line(number, raw.strip())
+        parsed = parse_line(number, stripped)
         if isinstance(parsed, list):
             bad_lines += 1
             errors += parsed[: MAX_REPORTED_ERRORS - len(errors)]
@@ -126,7 +148,7 @@ def _lines(stream: IO[bytes], progress: Progress | None) -> Iterator[tuple[int, 
                 progress(len(rest))
             yield number, None
             continue
-        stripped = raw.strip()
+        stripped = raw.strip(JSON_WHITESPACE)
         if stripped:
             yield number, stripped
 
