@@ -13,30 +13,38 @@ import click
 from rich.markup import escape
 
 from cli import output
+from cli.events import KindChoice
 from cli.params import default_actor
 from cli.session import Session, pass_session
 from collectors.alert_tables import create_tables
+from collectors.alerts import STALE, never_collected
 from collectors.grouping import alert_rows
 from collectors.kinds import ALERT_KINDS
 from collectors.outbox import Outbox, deliveries
 from collectors.silences import add_silence, expire_silence, silences
+from ledger.application import Ledger
 from projections.store import AnyViewRecorder, open_views
 
 env_option = click.option("--env", help="Only this environment (e.g. production).")
 json_option = click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+NEVER_COLLECTED = (
+    "no alerts yet: no Slack collector has run on this ledger, so nothing it holds has "
+    "been looked at. Start one: `ledger collect --slack-webhook URL` (or set "
+    "LEDGER_SLACK_WEBHOOK; add --once to deliver what there is and stop)."
+)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
 @contextmanager
-def _alert_store(session: Session) -> Iterator[AnyViewRecorder]:
-    """The alert tables in the ledger's database (created when missing)."""
+def _alert_store(session: Session) -> Iterator[tuple[Ledger, AnyViewRecorder]]:
+    """The ledger, and the alert tables in its database (created when missing)."""
     ledger = session.open()
     store = open_views(ledger.location)
     try:
         create_tables(store)
         Outbox(store).create_tables()
-        yield store
+        yield ledger, store
     finally:
         store.datastore.close()
         ledger.close()
@@ -67,8 +75,11 @@ def alerts(
 
     One row per alert (env, generation, service, kind): how many hosts, since when,
     the silence muting it, and whether Slack was told ("firing"/"resolved") or not
-    yet (waiting for group_wait or group_interval). Messages that failed, or whose
-    delivery is unknown (in flight when a collector stopped), are listed after.
+    yet (waiting for group_wait or group_interval). Status "stale": known only from
+    health reports whose ttl had run out when the collector read them — listed, never
+    sent. Messages that failed, or whose delivery is unknown (in flight when a
+    collector stopped), are listed after. Until a Slack collector has run (`ledger
+    collect --slack-webhook URL`), it says so rather than "no alerts".
 
     \b
     Example:
@@ -77,7 +88,7 @@ def alerts(
       ledger alerts --json | jq '.[] | select(.status == "firing") | .summary'
     """
     now = time.time()
-    with _alert_store(session) as store:
+    with _alert_store(session) as (ledger, store):
         if deliveries:
             rows = _deliveries(store, problems=False)
             output.answer(
@@ -97,6 +108,15 @@ def alerts(
             return
         rows = alert_rows(store, now, env=env, resolved=everything)
         problems = _deliveries(store, problems=True)
+        idle = not rows and never_collected(ledger, store)
+    if idle:
+        # "no alerts" would read as "nothing failed": nothing has been looked at yet.
+        if as_json:
+            output.print_json([])
+            output.error_console().print(NEVER_COLLECTED, markup=False)
+        else:
+            output.note(NEVER_COLLECTED)
+        return
     output.answer(
         rows,
         [
@@ -111,7 +131,7 @@ def alerts(
         ],
         as_json=as_json,
         empty="no alerts",
-        style=lambda row: "red" if row["status"] == "firing" and not row["silenced_by"] else None,
+        style=_alert_style,
     )
     if problems and not as_json:
         output.console().print(
@@ -131,6 +151,12 @@ def _deliveries(store: AnyViewRecorder, *, problems: bool) -> list[dict[str, Any
         {**row, "status": "delivery unknown" if row["status"] == "unknown" else row["status"]}
         for row in deliveries(store, problems=problems)
     ]
+
+
+def _alert_style(row: dict[str, Any]) -> str | None:
+    if row["status"] == STALE:
+        return "dim"
+    return "red" if row["status"] == "firing" and not row["silenced_by"] else None
 
 
 def _delivery_style(row: dict[str, Any]) -> str | None:
@@ -157,7 +183,11 @@ def silence() -> None:
 @silence.command("add")
 @click.option("--env", help="Environment (or pattern) to silence.")
 @click.option("--service", help="Service (or pattern) to silence.")
-@click.option("--kind", type=click.Choice(list(ALERT_KINDS)), help="Alert kind to silence.")
+@click.option(
+    "--kind",
+    type=KindChoice(list(ALERT_KINDS)),
+    help="Alert kind to silence, e.g. activation_failed (or activation-failed).",
+)
 @click.option("--for", "length", required=True, metavar="DURATION", help="How long: 2h, 90m, 1d.")
 @click.option("--comment", default="", help="Why (a ticket, the maintenance).")
 @click.option("--author", default=default_actor, show_default="user@host", help="Who silences.")
@@ -184,7 +214,7 @@ def silence_add(
     """
     seconds = duration(length)
     now = time.time()
-    with _alert_store(session) as store:
+    with _alert_store(session) as (_, store):
         added = add_silence(
             store,
             env=env,
@@ -218,7 +248,7 @@ def silence_list(session: Session, everything: bool, as_json: bool) -> None:
       ledger silence list --all --json
     """
     now = time.time()
-    with _alert_store(session) as store:
+    with _alert_store(session) as (_, store):
         rows = [{**s.row(now), "matches": _matcher(s.row(now))} for s in silences(
             store, now, ended=everything
         )]  # fmt: skip
@@ -249,7 +279,7 @@ def silence_expire(session: Session, silence_id: str, author: str) -> None:
     Example:
       ledger silence expire 3f9a1c2e
     """
-    with _alert_store(session) as store:
+    with _alert_store(session) as (_, store):
         expire_silence(store, silence_id, by=author, now=time.time())
     output.console().print(f"Silence {escape(silence_id)} ended.")
 

@@ -35,6 +35,25 @@ KIND_EXAMPLES = {
 }
 
 
+class KindChoice(click.Choice[str]):
+    """A kind, written as stored and shown (``activation_failed``) or as ``ledger record``'s
+    subcommands are (``activation-failed``): both spellings are accepted, and the stored
+    one is passed on (and named in errors)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if isinstance(value, str):
+            value = value.strip().replace("-", "_")
+        return super().convert(value, param, ctx)
+
+
+class RecordGroup(click.Group):
+    """``ledger record``: a subcommand per event kind, named with dashes
+    (``activation-failed``); the stored spelling (``activation_failed``) is an alias."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name.replace("_", "-"))
+
+
 def _choices(annotation: Any) -> list[str] | None:
     """The allowed values of a ``Literal`` field (also inside ``X | None``)."""
     if get_origin(annotation) is Literal:
@@ -138,13 +157,15 @@ def _record_command(kind: str, model: type[Envelope]) -> click.Command:
     )
 
 
-@click.group()
+@click.group(cls=RecordGroup)
 def record() -> None:
     """Record one event; prints the position it was stored at.
 
     Each kind of event is a subcommand with its own options (see
-    `ledger record KIND --help`). Lists of objects (a build's closure, a generation's
-    manifest) are read from a JSON file.
+    `ledger record KIND --help`). KIND may also be written with underscores, as the
+    ledger stores and shows kinds (`ledger record activation_failed` is
+    `ledger record activation-failed`). Lists of objects (a build's closure, a
+    generation's manifest) are read from a JSON file.
 
     \b
     Example:
@@ -166,10 +187,10 @@ for _kind, _model in KINDS.items():
     "--kind",
     "kinds",
     multiple=True,
-    type=click.Choice(sorted(KINDS)),
+    type=KindChoice(sorted(KINDS)),
     metavar="KIND",
-    help="Only this kind (repeatable), e.g. activation_failed; the kinds are in "
-    "docs/events.md and `ledger record --help`.",
+    help="Only this kind (repeatable), e.g. activation_failed (or activation-failed); the "
+    "kinds are in docs/events.md and `ledger record --help`.",
 )
 @click.option("--since", help="Occurred at or after (date or ISO 8601 time with timezone).")
 @click.option("--until", help="Occurred before (date or ISO 8601 time with timezone).")

@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 import orjson
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -29,8 +30,22 @@ from ledger.summary import LedgerSummary
 
 @cache
 def console() -> Console:
-    # Pipes and files get wide lines rather than truncated columns.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 180)
+    # Pipes and files get whole lines: never wrapped, never truncated.
+    tty = sys.stdout.isatty()
+    return Console(highlight=False, width=None if tty else 180, soft_wrap=not tty)
+
+
+def plain() -> bool:
+    """Whether tables are written as plain rows: standard output is not a terminal
+    (a pipe, a file). See ``plain_table``."""
+    return not console().is_terminal
+
+
+def note(text: str) -> None:
+    """A line about a table (how many rows it left out, that there are none): with
+    the table on a terminal; on standard error when the table goes to a pipe, so that
+    standard output holds only the table's rows."""
+    (error_console() if plain() else console()).print(f"[dim]{escape(text)}[/dim]")
 
 
 @cache
@@ -131,6 +146,26 @@ def cell(key: str, value: Any) -> Text:
     return Text(str(value))
 
 
+def plain_table(headers: Sequence[str], rows: Iterable[Sequence[str | Text]]) -> None:
+    """A table for pipes and files: the header line, then one line per row, each cell
+    left-aligned and padded to its column's width, columns two spaces apart; no padding
+    after the last cell, and a cell's line breaks and tabs become spaces, so no row ever
+    continues on a second line (grep, awk, cut -c and sort see one row per line)."""
+    lines = [[_flat(str(value)) for value in headers]]
+    lines += [[_flat(value.plain if isinstance(value, Text) else value) for value in row]
+              for row in rows]  # fmt: skip
+    widths = [max(cell_len(line[i]) for line in lines) for i in range(len(headers))]
+    write = sys.stdout.write
+    for line in lines:
+        padded = [value + " " * (widths[i] - cell_len(value)) for i, value in enumerate(line)]
+        write("  ".join(padded).rstrip() + "\n")
+    sys.stdout.flush()
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.replace("\t", " ").splitlines())
+
+
 def rows_table(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[Column],
@@ -138,9 +173,16 @@ def rows_table(
     empty: str,
     style: Callable[[dict[str, Any]], str | None] = lambda row: None,
 ) -> None:
-    """Rows as a table, one column per (key, header); ``empty`` when there are none."""
+    """Rows as a table, one column per (key, header); ``empty`` when there are none.
+    A terminal gets a rich table; a pipe or a file plain rows (``plain_table``)."""
     if not rows:
-        console().print(f"[dim]{escape(empty)}[/dim]")
+        note(empty)
+        return
+    if plain():
+        plain_table(
+            [header for _, header in columns],
+            ([cell(key, row.get(key)) for key, _ in columns] for row in rows),
+        )
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for index, (_, header) in enumerate(columns):
@@ -194,32 +236,39 @@ def where_summary(summary: Sequence[dict[str, Any]]) -> None:
     )
 
 
+FACT_COLUMNS = ("pos", "occurred (UTC)", "env", "kind", "host", "service", "detail")
+
+
+def _fact_row(fact: StoredFact) -> list[Text]:
+    event = fact.event
+    # Names and reasons come from producers: never read them as rich markup.
+    return [
+        Text(str(fact.position)),
+        Text(when(event["occurred_at"])),
+        Text(event["env"]),
+        Text(event["kind"]),
+        Text(event.get("host") or ""),
+        Text(event.get("service") or ""),
+        Text(_detail(event)),
+    ]
+
+
 def facts_table(facts: list[StoredFact], *, matching: int) -> None:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("pos", "occurred (UTC)", "env", "kind", "host", "service", "detail"):
-        table.add_column(column, justify="right" if column == "pos" else "left", no_wrap=True)
-    for fact in facts:
-        event = fact.event
-        style = "red" if failed_kind(event["kind"]) else None
-        # Names and reasons come from producers: never read them as rich markup.
-        table.add_row(
-            str(fact.position),
-            when(event["occurred_at"]),
-            Text(event["env"]),
-            event["kind"],
-            Text(event.get("host") or ""),
-            Text(event.get("service") or ""),
-            Text(_detail(event)),
-            style=style,
-        )
-    console().print(table)
+    if not facts:
+        note("no events match")
+        return
+    if plain():
+        plain_table(FACT_COLUMNS, map(_fact_row, facts))
+    else:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for column in FACT_COLUMNS:
+            table.add_column(column, justify="right" if column == "pos" else "left", no_wrap=True)
+        for fact in facts:
+            style = "red" if failed_kind(fact.event["kind"]) else None
+            table.add_row(*_fact_row(fact), style=style)
+        console().print(table)
     if matching > len(facts):
-        console().print(
-            f"[dim]showing the last {len(facts)} of {matching} matching events; "
-            f"--limit 0 shows all[/dim]"
-        )
-    elif not facts:
-        console().print("[dim]no events match[/dim]")
+        note(f"showing the last {len(facts)} of {matching} matching events; --limit 0 shows all")
 
 
 def appended(result: Appended, kind: str) -> None:
@@ -266,30 +315,30 @@ def summary_view(summary: LedgerSummary, result: Verification, where: str) -> No
         f"  {summary.events} events · {summary.hosts} hosts · {summary.services} services · "
         f"{len(summary.envs)} environments · {summary.builds} builds"
     )
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in (
-        "env",
-        "hosts",
-        "services",
-        "generations",
-        "completed",
-        "failed",
-        "rollbacks",
-        "failed activations",
-    ):
-        table.add_column(column, justify="left" if column == "env" else "right")
-    for name, env in sorted(summary.envs.items()):
-        table.add_row(
+    columns = ("env", "hosts", "services", "generations", "completed", "failed", "rollbacks",
+               "failed activations")  # fmt: skip
+    rows = [
+        [
             Text(name),
-            str(len(env.hosts)),
-            str(len(env.services)),
-            str(env.generations),
-            str(env.completed),
-            str(env.failed),
-            str(env.rollbacks),
-            str(env.failed_activations),
-        )
-    console().print(table)
+            Text(str(len(env.hosts))),
+            Text(str(len(env.services))),
+            Text(str(env.generations)),
+            Text(str(env.completed)),
+            Text(str(env.failed)),
+            Text(str(env.rollbacks)),
+            Text(str(env.failed_activations)),
+        ]
+        for name, env in sorted(summary.envs.items())
+    ]
+    if plain():
+        plain_table(columns, rows)
+    else:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for column in columns:
+            table.add_column(column, justify="left" if column == "env" else "right")
+        for row in rows:
+            table.add_row(*row)
+        console().print(table)
     if result.intact:
         console().print(f"  verify: [green]intact[/green] (head hash {result.head_hash[:16]}…)")
     else:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 import threading
 
 import click
@@ -68,26 +70,41 @@ def serve(
     from api.app import ServerSettings, create_app
 
     log_to_stderr(session.debug)
-    views = session.views()
+    # The address is taken here, before anything is announced: a port in use is an
+    # error naming it, and "serving" is logged only once the server listens.
+    sock = _bind(host, port)
+    try:
+        views = session.views()
+    except BaseException:
+        sock.close()
+        raise
     create_tables(views.recorder)
     settings = ServerSettings(
         allow_anonymous_read=allow_anonymous_read, max_body_bytes=max_body, project=not no_project
     )
     app = create_app(views, settings)
-    log.info(
-        "serving %s on http://%s:%d/%s", views.ledger.location.display, host, port,
-        " (anonymous reads allowed)" if allow_anonymous_read else "",
-    )  # fmt: skip
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False,
         limit_concurrency=1000, timeout_graceful_shutdown=5,
     )  # fmt: skip
-    server = uvicorn.Server(config)
+    listening = sock.getsockname()[1]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{listening}/"
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                log.info(
+                    "serving %s on %s%s", views.ledger.location.display, url,
+                    " (anonymous reads allowed)" if allow_anonymous_read else "",
+                )  # fmt: skip
+
+    server = Server(config)
 
     async def main() -> None:
         # The queries run in the thread pool: this many at once.
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-        await server.serve()
+        await server.serve(sockets=[sock])
 
     def stop(signum: int, frame: object) -> None:
         server.should_exit = True  # finish the requests in hand, then return
@@ -102,11 +119,35 @@ def serve(
         while thread.is_alive():
             thread.join(0.5)
     finally:
+        sock.close()
         views.recorder.datastore.close()
         views.ledger.close()
     if not server.started:
         raise click.ClickException(f"could not serve on {host}:{port}; see the log above")
     log.info("stopped")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (as uvicorn binds: address reuse on, so a restart
+    does not wait for old connections), or an error that says why not."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {where}: {error.strerror or error}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        cause = error.strerror or str(error)
+        if error.errno == errno.EADDRINUSE:
+            cause = "address already in use (another server listens there: stop it or use --port)"
+        raise click.ClickException(f"cannot listen on {where}: {cause}") from None
+    return sock
 
 
 @click.group()

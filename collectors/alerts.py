@@ -13,6 +13,12 @@ alerts become a message: ``collectors.grouping``.
   completes, or when a rollback undoes N; a health alert's host when that host/service
   reports another state (critical → ok); a drift alert's host when the host reports what
   the generation wants again, and the whole alert when a newer generation is planned.
+- **Stale health.** A health report whose ttl had already run out when the collector
+  read it (a first run over months of history, a collector catching up after an outage)
+  tells what *was*, not what is: it never pages. Its alert is kept with the status
+  ``stale`` — listed by ``ledger alerts``, never sent — until the host reports again; a
+  fresh report of the same state makes it fire as any alert. A stale report does not
+  join an alert that is firing.
 
 State changes caused by facts are written in the transaction that moves the Slack
 collector's tracked position (``Follower.confirm``), so each fact changes the state
@@ -26,11 +32,14 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from collectors.alert_tables import lock
+from collectors.alert_tables import COLLECTOR, lock
 from collectors.fleet import Fleet
-from collectors.kinds import GENERATION_KINDS, HEALTH_KINDS, RESOLVED
+from collectors.follower import tracking_name
+from collectors.kinds import FIRING, GENERATION_KINDS, HEALTH_KINDS, RESOLVED
 from collectors.rules import Rules
-from projections.store import Tx, to_micros
+from ledger.application import Ledger
+from ledger.domain import TOPICS
+from projections.store import AnyViewRecorder, Tx, to_micros
 from projections.view import Fact
 
 FOLLOWED_KINDS = (
@@ -44,6 +53,32 @@ FOLLOWED_KINDS = (
     "host_reported",
 )
 """The event kinds the Slack collector reads."""
+
+STALE = "stale"
+"""The status of a health alert known only from reports whose ttl had run out when the
+collector read them: listed, never sent (its version stays its notified version)."""
+
+
+def stale(event: dict[str, Any], now: float) -> bool:
+    """Whether a health report's ttl had run out at ``now`` (epoch seconds). A report
+    without a ttl never goes stale."""
+    ttl = event.get("ttl_s")
+    if ttl is None:
+        return False
+    ends = to_micros(event["occurred_at"]) + float(ttl) * 1_000_000
+    return ends < now * 1_000_000
+
+
+def never_collected(ledger: Ledger, store: AnyViewRecorder) -> bool:
+    """Whether no Slack collector has confirmed anything although the ledger holds
+    facts it would read: the alert state says nothing yet, whatever failed."""
+    if store.max_tracking_id(tracking_name(COLLECTOR)):
+        return False
+    follower_topics = tuple(TOPICS[kind] for kind in FOLLOWED_KINDS)
+    found = ledger.recorder.select_notifications(
+        0, 1, topics=follower_topics, inclusive_of_start=False
+    )
+    return bool(found)
 
 
 def fingerprint(env: str, service: str, generation: int, kind: str) -> str:
@@ -131,14 +166,26 @@ class AlertBook:
     def _on_health_reported(self, tx: Tx, fact: Fact, e: dict[str, Any], now: float) -> None:
         env, host, service = e["env"], e["host"], e.get("service") or ""
         kind = HEALTH_KINDS.get(e["state"])
-        for row in self._open(tx, env, tuple(HEALTH_KINDS.values()), host=host, service=service):
-            if row["kind"] != kind:
-                self._drop_host(
-                    tx, row["fingerprint"], host, f"{host} reports {e['state']}", fact, now
-                )
-        if kind is not None:
-            reason = (e.get("description") or "").strip().splitlines()
-            self._fire(tx, fact, now, service, 0, kind, reason[0] if reason else e["state"])
+        open_alerts = self._open(
+            tx, env, tuple(HEALTH_KINDS.values()), host=host, service=service,
+            statuses=(FIRING, STALE),
+        )  # fmt: skip
+        for row in open_alerts:
+            if row["kind"] == kind:
+                continue
+            why = f"{host} reports {e['state']}"
+            if row["status"] == STALE:
+                self._drop_stale_host(tx, row["fingerprint"], host, why)
+            else:
+                self._drop_host(tx, row["fingerprint"], host, why, fact, now)
+        if kind is None:
+            return
+        lines = (e.get("description") or "").strip().splitlines()
+        reason = lines[0] if lines else e["state"]
+        if stale(e, now):
+            self._keep_stale(tx, fact, now, service, kind, reason)
+        else:
+            self._fire(tx, fact, now, service, 0, kind, reason)
 
     def _on_host_reported(self, tx: Tx, fact: Fact, e: dict[str, Any], now: float) -> None:
         env, host = e["env"], e["host"]
@@ -186,14 +233,17 @@ class AlertBook:
         *,
         host: str | None = None,
         service: str | None = None,
+        statuses: tuple[str, ...] = (FIRING,),
     ) -> list[dict[str, Any]]:
-        """Firing alerts of these kinds in the env (about ``host``, for ``service``)."""
+        """Alerts of these kinds in the env (about ``host``, for ``service``) with these
+        statuses: firing ones unless told."""
         kinds = sorted(kinds)
         sql = (
-            "SELECT a.fingerprint, a.generation, a.kind, a.service FROM alerts a "
-            f"WHERE a.status = 'firing' AND a.env = ? AND a.kind IN ({', '.join('?' * len(kinds))})"
+            "SELECT a.fingerprint, a.generation, a.kind, a.service, a.status FROM alerts a "
+            f"WHERE a.status IN ({', '.join('?' * len(statuses))}) AND a.env = ? "
+            f"AND a.kind IN ({', '.join('?' * len(kinds))})"
         )
-        params: list[Any] = [env, *kinds]
+        params: list[Any] = [*statuses, env, *kinds]
         if service is not None:
             sql += " AND a.service = ?"
             params.append(service)
@@ -240,7 +290,7 @@ class AlertBook:
                 (fp, env, service, generation, kind, group_key, total, detail or "", now, now,
                  occurred, fact.position),
             )  # fmt: skip
-        elif rows[0]["status"] == RESOLVED:  # fires again: a new episode
+        elif rows[0]["status"] in (RESOLVED, STALE):  # fires again: a new episode
             tx.execute("DELETE FROM alert_hosts WHERE fingerprint = ?", (fp,))
             tx.execute(
                 "UPDATE alerts SET status = 'firing', resolution = NULL, detail = ?, "
@@ -279,6 +329,61 @@ class AlertBook:
                 changed = changed or bool(rows)
         if changed:
             self._changed(tx, fp, fact, now)
+
+    def _keep_stale(
+        self, tx: Tx, fact: Fact, now: float, service: str, kind: str, reason: str
+    ) -> None:
+        """A health report whose ttl had run out when read: its host is listed under a
+        ``stale`` alert, which is never sent (its version is kept equal to the version
+        Slack was last told of). It joins no firing alert, and does not overwrite a
+        resolution Slack has not been told yet."""
+        env, host = fact.event["env"], fact.event["host"]
+        if not self.rules.alerts(env, service, kind):
+            return
+        fp = fingerprint(env, service, 0, kind)
+        occurred = to_micros(fact.event["occurred_at"])
+        why = "stale: its ttl ran out before the collector read it; not paged"
+        rows = tx.query(
+            "SELECT status, version, notified_version FROM alerts WHERE fingerprint = ?", (fp,)
+        )
+        if not rows:
+            group_key, _ = group_of(env, 0, kind)
+            tx.execute(
+                "INSERT INTO alerts (fingerprint, env, service, generation, kind, group_key, "
+                "status, total_hosts, detail, resolution, started_at, changed_at, "
+                "first_occurred, position, version, notified_version) "
+                "VALUES (?, ?, ?, 0, ?, ?, 'stale', 0, '', ?, ?, ?, ?, ?, 1, 1)",
+                (fp, env, service, kind, group_key, why, now, now, occurred, fact.position),
+            )
+        elif rows[0]["status"] == RESOLVED and rows[0]["version"] == rows[0]["notified_version"]:
+            tx.execute("DELETE FROM alert_hosts WHERE fingerprint = ?", (fp,))
+            tx.execute(
+                "UPDATE alerts SET status = 'stale', resolution = ?, detail = '', "
+                "started_at = ?, changed_at = ?, first_occurred = ?, position = ? "
+                "WHERE fingerprint = ?",
+                (why, now, now, occurred, fact.position, fp),
+            )
+        elif rows[0]["status"] != STALE:
+            return
+        tx.execute(
+            "INSERT INTO alert_hosts (fingerprint, host, build_id, reason, occurred_at) "
+            "VALUES (?, ?, '', ?, ?) ON CONFLICT (fingerprint, host) DO UPDATE SET "
+            "reason = excluded.reason, occurred_at = excluded.occurred_at",
+            (fp, host, reason, occurred),
+        )
+
+    @staticmethod
+    def _drop_stale_host(tx: Tx, fp: str, host: str, why: str) -> None:
+        """A host of a stale alert reported another state: it leaves the alert, which
+        resolves with its last host — silently, as it was never sent."""
+        tx.execute("DELETE FROM alert_hosts WHERE fingerprint = ? AND host = ?", (fp, host))
+        left = tx.query("SELECT 1 AS found FROM alert_hosts WHERE fingerprint = ? LIMIT 1", (fp,))
+        if not left:
+            tx.execute(
+                "UPDATE alerts SET status = 'resolved', resolution = ? "
+                "WHERE fingerprint = ? AND status = 'stale'",
+                (why, fp),
+            )
 
     @staticmethod
     def _changed(tx: Tx, fp: str, fact: Fact, now: float) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collectors.alert_tables import AlertRow, iso, lock
+from collectors.alerts import STALE
 from collectors.fleet import Fleet
 from collectors.kinds import FIRING, HEALTH_KINDS, RESOLVED
 from collectors.messages import AlertNotice, GroupNotice, summarise
@@ -29,6 +30,10 @@ from collectors.silences import Silence, read_silences
 from ledger.application import batched
 from projections.store import AnyViewRecorder, Tx
 from projections.view import IN_LIST
+
+_TO_TELL = "(status = 'firing' OR (version <> notified_version AND status <> 'stale'))"
+"""Alerts a message may be about: firing, or changed since Slack was told. Stale alerts
+(``collectors.alerts.STALE``) never are."""
 
 Enqueue = Callable[[Tx, GroupNotice, float], int]
 """Puts a message about a group in the outbox (same transaction); returns its id."""
@@ -116,8 +121,7 @@ class AlertGroups:
 
     def _plans(self, tx: Tx, now: float) -> list[_Plan]:
         rows = tx.query(
-            "SELECT * FROM alerts WHERE status = 'firing' OR version <> notified_version "
-            "ORDER BY group_key, kind, service, fingerprint"
+            f"SELECT * FROM alerts WHERE {_TO_TELL} ORDER BY group_key, kind, service, fingerprint"
         )
         if not rows:
             return []
@@ -125,8 +129,7 @@ class AlertGroups:
             row["group_key"]: row
             for row in tx.query(
                 "SELECT * FROM alert_groups WHERE group_key IN "
-                "(SELECT DISTINCT group_key FROM alerts WHERE status = 'firing' "
-                "OR version <> notified_version)"
+                f"(SELECT DISTINCT group_key FROM alerts WHERE {_TO_TELL})"
             )
         }
         active = [s for s in read_silences(tx, now) if s.active(now)]
@@ -227,10 +230,15 @@ class AlertGroups:
 def alert_rows(
     store: AnyViewRecorder, now: float, *, env: str | None = None, resolved: bool = False
 ) -> list[dict[str, Any]]:
-    """The alerts: firing ones and those not yet told resolved (every one with
+    """The alerts: firing ones, stale ones (known only from health reports whose ttl had
+    run out when read: never sent) and those not yet told resolved (every one with
     ``resolved``), with whether a silence mutes them now and when they were sent."""
     with store.transaction(commit=False) as tx:
-        clause = "" if resolved else " AND (status = 'firing' OR version <> notified_version)"
+        clause = (
+            ""
+            if resolved
+            else " AND (status IN ('firing', 'stale') OR version <> notified_version)"
+        )
         params: list[Any] = []
         if env:
             clause += " AND env = ?"
@@ -252,6 +260,8 @@ def alert_rows(
             alert.kind, alert.env, alert.service, alert.generation, hosts,
             alert.total_hosts, alert.service, alert.detail,
         )  # fmt: skip
+        if alert.status == STALE:
+            summary += " (stale: the ttl ran out before the collector read it; not paged)"
         found.append(
             {
                 "fingerprint": alert.fingerprint,

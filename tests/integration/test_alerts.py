@@ -108,7 +108,7 @@ def test_the_commands_a_message_suggests_work(
     s = fleet()
     fail(s, HOSTS[:2])
     s.add("generation_failed", number=2, reason="2 hosts failed")
-    s.add("health_reported", host="web-007", service="api", state="critical")
+    s.add("health_reported", host="web-007", service="api", state="critical", ttl_s=None)
     s.record(ledger)
     collector = slack_collector(ledger, slack.url, clock)
     run_until_idle(collector)
@@ -219,7 +219,14 @@ def test_health_alerts_resolve_host_by_host_when_health_recovers(
 ) -> None:
     s = fleet()
     for host in ("web-001", "web-002"):
-        s.add("health_reported", host=host, service="api", state="critical", description="5xx")
+        s.add(
+            "health_reported",
+            host=host,
+            service="api",
+            state="critical",
+            description="5xx",
+            ttl_s=None,
+        )
     s.record(ledger)
     collector = slack_collector(ledger, slack.url, clock)
     run_until_idle(collector)
@@ -399,8 +406,8 @@ def test_a_rules_file_adds_and_silences_alerts(
         """,
     )
     s = fleet()
-    s.add("health_reported", host="web-001", service="api", state="warning")
-    s.add("health_reported", host="web-002", service="db", state="warning")
+    s.add("health_reported", host="web-001", service="api", state="warning", ttl_s=None)
+    s.add("health_reported", host="web-002", service="db", state="warning", ttl_s=None)
     pr = Story(env="pr-1234")
     pr.add("drain_timed_out", host="pr-web", service="api", build_id=NEW, in_flight=3)
     s.record(ledger)

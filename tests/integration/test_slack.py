@@ -54,8 +54,9 @@ def a_failure(ledger: Ledger, host: str = "web-1") -> None:
 
 
 def critical(ledger: Ledger, host: str = "web-2") -> None:
+    """A critical report without a ttl: it never goes stale, so it pages."""
     s = Story()
-    s.add("health_reported", host=host, service="api", state="critical")
+    s.add("health_reported", host=host, service="api", state="critical", ttl_s=None)
     s.record(ledger)
 
 
