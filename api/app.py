@@ -5,7 +5,8 @@ Every ``/api`` endpoint needs ``Authorization: Bearer <token>`` (``ledger token
 create``), unless the server was started with ``--allow-anonymous-read``, which lets
 requests without a token read (never write). Roles: ``reader`` reads, ``writer`` also
 appends events, ``admin`` also tags generations and plans rollbacks. Errors are JSON
-(``api.models.Error``) with a fitting status; never a stack trace.
+(``api.models.Error``) with a fitting status; never a stack trace. Parameters and bodies
+are checked at the edge (``api.params``): a bad one is a 422 naming it.
 """
 
 import asyncio
@@ -19,15 +20,26 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from uuid import uuid4
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Path as InPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import models
 from api.events import BodyTooLarge, EventsRefused, parse_body, read_body
+from api.params import (
+    MAX_NUMBER,
+    ParameterRefused,
+    StrictRoute,
+    TrueOrFalse,
+    WholeNumber,
+    check_parameters,
+    plain,
+)
 from api.stream import Broadcaster
 from api.tokens import Role, Token, authenticate, digest
 from ledger.application import CheckState
@@ -127,6 +139,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses={code: {"model": models.Error} for code in (400, 401, 403, 404, 422)},
     )
+    app.router.route_class = StrictRoute
 
     # --- errors: JSON, a fitting status, no traceback -----------------------------
 
@@ -136,13 +149,13 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameters(_: Request, error: RequestValidationError) -> Any:
-        details: list[dict[str, object]] = [
-            {"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
-             "reason": e["msg"]}
-            for e in error.errors()
-        ]  # fmt: skip
+        details = [refusal(e) for e in error.errors()]
         first = details[0] if details else {"field": "?", "reason": "invalid"}
         return error_response(422, f"{first['field']}: {first['reason']}", details)
+
+    @app.exception_handler(ParameterRefused)
+    async def bad_parameter(_: Request, error: ParameterRefused) -> Any:
+        return error_response(422, str(error), [{"field": error.field, "reason": error.reason}])
 
     @app.exception_handler(UnknownName)
     async def unknown_name(_: Request, error: UnknownName) -> Any:
@@ -181,6 +194,8 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
                 raise ApiError(
                     403, f"this needs the {needed} role; {token.name!r} is a {token.role}"
                 )
+            # After the token: a caller without one learns nothing about parameters.
+            check_parameters(request)
             return token
 
         return check
@@ -189,8 +204,9 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
     Writer = Annotated[Token, Depends(role("writer"))]
     Admin = Annotated[Token, Depends(role("admin"))]
     Env = Annotated[str | None, Query(description="Only this environment.", max_length=253)]
-    Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")]
-    Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+    Limit = Annotated[int, WholeNumber, Query(ge=1, le=MAX_PAGE, description="Items per page.")]
+    Offset = Annotated[int, WholeNumber, Query(ge=0, le=MAX_NUMBER, description="Items to skip.")]
+    Number = Annotated[int, WholeNumber, InPath(ge=1, le=MAX_NUMBER, description="A generation.")]
 
     def page(request: Request, rows: Sequence[T], limit: int, offset: int) -> dict[str, Any]:
         """A page of ``rows``, all of them at hand."""
@@ -222,10 +238,13 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise ApiError(422, f"{name}: not an ISO 8601 time ({value!r})") from None
+            raise ApiError(422, f"{name}: not an ISO 8601 time ({plain(value)!r})") from None
         if moment.tzinfo is None:
             raise ApiError(422, f"{name}: give a timezone (…Z or +02:00)")
-        return moment
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ApiError(422, f"{name}: out of range once in UTC ({plain(value)!r})") from None
 
     # --- reading -----------------------------------------------------------------
 
@@ -277,7 +296,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         return tree(queries.generations(views, env))
 
     @app.get("/api/generations/{number}", response_model=models.GenerationDetail, tags=["views"])
-    def generation(number: int, _: Reader, env: Env = None) -> dict[str, Any]:
+    def generation(number: Number, _: Reader, env: Env = None) -> dict[str, Any]:
         """One generation with its desired manifest."""
         try:
             return queries.generation(views, number, env)
@@ -287,8 +306,12 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
     @app.get("/api/diff", response_model=models.Diff, tags=["views"])
     def diff(
         _: Reader,
-        a: Annotated[int, Query(ge=1, description="The older generation.")],
-        b: Annotated[int, Query(ge=1, description="The newer generation.")],
+        a: Annotated[
+            int, WholeNumber, Query(ge=1, le=MAX_NUMBER, description="The older generation.")
+        ],
+        b: Annotated[
+            int, WholeNumber, Query(ge=1, le=MAX_NUMBER, description="The newer generation.")
+        ],
         env: Env = None,
     ) -> dict[str, Any]:
         """What changed between two generations: services, and closures down to packages."""
@@ -313,7 +336,9 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
             str | None, Query(description="As the ledger knew it at this moment.")
         ] = None,
         generation: Annotated[
-            int | None, Query(ge=1, description="In this generation's manifest.")
+            int | None,
+            WholeNumber,
+            Query(ge=1, le=MAX_NUMBER, description="In this generation's manifest."),
         ] = None,
         env: Env = None,
         limit: Limit = 100,
@@ -355,7 +380,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         _: Reader,
         env: Env = None,
         kind: Annotated[str | None, Query(description="Only this kind.")] = None,
-        newest_first: bool = False,
+        newest_first: Annotated[bool, TrueOrFalse] = False,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> dict[str, Any]:
@@ -425,7 +450,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         "/api/generations/{number}/tags", response_model=models.Stored, status_code=201,
         tags=["admin"],
     )  # fmt: skip
-    def tag(number: int, body: models.TagRequest, token: Admin, env: Env = None) -> Any:
+    def tag(number: Number, body: models.TagRequest, token: Admin, env: Env = None) -> Any:
         """Put labels on a generation (a generation_tagged event)."""
         try:
             env_name = queries.require_generation(views, number, env)
@@ -435,8 +460,9 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
             )  # fmt: skip
         except InvalidInput as error:
             raise invalid(error) from None
-        except ValueError as error:
-            raise ApiError(422, f"tags: {error}") from None
+        except ValidationError as error:
+            details = [refusal(e, located=False) for e in error.errors()]
+            raise ApiError(422, f"{details[0]['field']}: {details[0]['reason']}", details) from None
         result = views.ledger.append([event], source="http")[0]
         return {"event_id": str(result.event_id), "position": result.position, "new": True}
 
@@ -463,14 +489,22 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
     # --- the stream and the dashboard --------------------------------------------
 
     @app.get("/api/stream", tags=["ledger"], response_class=StreamingResponse)
-    async def stream(request: Request, _: Reader) -> StreamingResponse:
+    async def stream(
+        _: Reader,
+        last_event_id: Annotated[
+            int | None,
+            WholeNumber,
+            Header(
+                alias="Last-Event-ID", ge=0, le=MAX_NUMBER,
+                description="The last position received: replay what came after it.",
+            ),
+        ] = None,
+    ) -> StreamingResponse:  # fmt: skip
         """Server-Sent Events: ``ledger`` for each new event (id = its position; bulky
         lists counted), then ``views`` once the views include it. Reconnect with
         Last-Event-ID to get what was missed (up to 1,000 events)."""
-        last = request.headers.get("last-event-id", "")
-        last_id = int(last) if last.isdigit() else None
         return StreamingResponse(
-            broadcaster.subscribe(last_id),
+            broadcaster.subscribe(last_event_id),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -487,6 +521,15 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")
     app.state.broadcaster = broadcaster
     return app
+
+
+def refusal(error: Any, *, located: bool = True) -> dict[str, object]:
+    """A pydantic error as ``{"field", "reason"}``: the field without its location
+    (query, path, header, body) when ``located``, the reason in words."""
+    where, *path = error["loc"] if located else ("body", *error["loc"])
+    if error["type"] == "json_invalid":
+        return {"field": "body", "reason": f"not valid JSON: {error.get('ctx', {}).get('error')}"}
+    return {"field": ".".join(str(p) for p in path) or str(where), "reason": error["msg"]}
 
 
 def tree(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,14 +2,18 @@
 
 The rows come from ``projections.queries`` and its siblings as plain dicts; these
 models name and type their fields. Times are ISO 8601 UTC strings, as the CLI's
-``--json`` prints them. Requests carry events, whose model is ``ledger.events``.
+``--json`` prints them. ``POST /api/events`` carries events, whose model is
+``ledger.events``; the admin requests' bodies (``TagRequest``, ``RollbackRequest``) are
+strict: no field of another type (``"3"`` or ``true`` for a number), no unknown field.
 """
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.params import MAX_NUMBER
 
 T = TypeVar("T")
 
@@ -248,12 +252,20 @@ class Appended(Response):
     events: list[Stored]
 
 
-class TagRequest(Response):
-    tags: list[str] = Field(min_length=1, max_length=20)
+class Body(BaseModel):
+    """A request body: every field of its own type, no field it does not name."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class RollbackRequest(Response):
-    to: int = Field(ge=1, description="The generation to go back to.")
+class TagRequest(Body):
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] = Field(
+        min_length=1, max_length=20, description="Labels (names: printable, no spaces)."
+    )
+
+
+class RollbackRequest(Body):
+    to: int = Field(ge=1, le=MAX_NUMBER, description="The generation to go back to.")
     dry_run: bool = Field(default=False, description="Plan only; record nothing.")
     force: bool = Field(default=False, description="Allow a target that failed.")
 

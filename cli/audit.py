@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from cli import output
 from cli.fleet import env_option, json_option
-from cli.params import timestamp
+from cli.params import COUNT, GENERATION, timestamp
 from cli.session import Session, pass_session
 from projections import queries
 from projections.versions import parse_range
@@ -38,7 +38,7 @@ from projections.versions import parse_range
 @click.option(
     "--generation",
     "generation_number",
-    type=click.IntRange(min=1),
+    type=GENERATION,
     help="In the desired manifest of this generation instead.",
 )
 @env_option
@@ -140,7 +140,7 @@ def where(
 @env_option
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=COUNT,
     default=None,
     help="Only the last N entries (default: all).",
 )
@@ -191,7 +191,7 @@ def history(
 @env_option
 @click.option(
     "--generation",
-    type=click.IntRange(min=1),
+    type=GENERATION,
     help="Only failures recorded as part of this generation (activations, the generation).",
 )
 @click.option("--anomalies", is_flag=True, help="Only facts that contradict the stream.")

@@ -15,7 +15,7 @@ import click
 from rich.markup import escape
 
 from cli import output
-from cli.params import default_actor
+from cli.params import GENERATION, default_actor
 from cli.session import Session, pass_session
 from ledger.manifests import read_manifest
 from ledger.rollout import Commands, Outcome, Rollout, StepResult, parse_parallel
@@ -129,7 +129,7 @@ def deploy(session: Session, /, manifest_file: str | None, **options: Any) -> No
 
 
 @click.command()
-@click.option("--to", "to", type=click.IntRange(min=1), help="The generation to go back to.")
+@click.option("--to", "to", type=GENERATION, help="The generation to go back to.")
 @rollout_options
 @pass_session
 def rollback(session: Session, /, to: int | None, **options: Any) -> None:

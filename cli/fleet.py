@@ -12,7 +12,7 @@ import click
 from rich.markup import escape
 
 from cli import output
-from cli.params import default_actor
+from cli.params import GENERATION, default_actor
 from cli.session import Session, pass_session
 from ledger.events import GenerationTagged
 from projections import queries
@@ -165,7 +165,7 @@ def generations(session: Session, env: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("number", type=click.IntRange(min=1))
+@click.argument("number", type=GENERATION)
 @env_option
 @click.option("--placements", is_flag=True, help="List every placement of the manifest.")
 @json_option
@@ -228,7 +228,7 @@ def generation(
 
 
 @click.command()
-@click.argument("number", type=click.IntRange(min=1))
+@click.argument("number", type=GENERATION)
 @click.argument("tags", nargs=-1, required=True)
 @env_option
 @click.option("--actor", default=default_actor, show_default="user@host", help="Who tags it.")
@@ -260,8 +260,8 @@ def tag(session: Session, number: int, tags: tuple[str, ...], env: str | None, a
 
 
 @click.command()
-@click.argument("a", type=click.IntRange(min=1))
-@click.argument("b", type=click.IntRange(min=1))
+@click.argument("a", type=GENERATION)
+@click.argument("b", type=GENERATION)
 @env_option
 @click.option(
     "--package",

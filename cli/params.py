@@ -8,6 +8,16 @@ from datetime import UTC, date, datetime
 
 import click
 
+MAX_NUMBER = 2**62
+"""The largest generation number or count an option takes: as large as an event's
+generation number may be (``ledger.events``), well inside a 64-bit database integer,
+so that a huge number is a usage error (exit 2), not an overflow in SQLite."""
+
+GENERATION = click.IntRange(1, MAX_NUMBER)
+"""A generation number option or argument: 1 to ``MAX_NUMBER``."""
+COUNT = click.IntRange(0, MAX_NUMBER)
+"""A count such as ``--limit``: 0 to ``MAX_NUMBER``."""
+
 
 def timestamp(value: str | None, option: str) -> datetime | None:
     if value is None:
@@ -25,7 +35,12 @@ def timestamp(value: str | None, option: str) -> datetime | None:
         raise click.BadParameter(
             f"{value!r} has no timezone; add Z for UTC (2026-03-11T14:10:00Z)", param_hint=option
         )
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise click.BadParameter(
+            f"{value!r} is out of range once converted to UTC", param_hint=option
+        ) from None
 
 
 def default_actor() -> str:
