@@ -27,7 +27,7 @@ class EventsRefused(Exception):
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused as soon as it is longer than ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"the body is {int(declared):,} bytes; at most {limit:,} are accepted")
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -59,7 +59,7 @@ def init(session: Session, postgres_roles: bool, role_prefix: str) -> None:
 
 def _anchor(value: str) -> tuple[int, str]:
     position, _, digest = value.partition(":")
-    if not position.isdigit() or int(position) < 1 or len(digest) != 64:
+    if not (position.isascii() and position.isdigit()) or int(position) < 1 or len(digest) != 64:
         raise click.BadParameter(
             f"{value!r} is not POSITION:HASH, e.g. 19505:26fcd692…(64 hex digits)",
             param_hint="--anchor",

@@ -37,7 +37,7 @@ def require_reachable(bootstrap: str, timeout: float = 2.0) -> None:
     causes = []
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
-        if not port.isdigit():
+        if not (port.isascii() and port.isdigit()):
             return  # not HOST:PORT: leave the complaint to the client
         try:
             socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout).close()

@@ -64,7 +64,12 @@ class CollectSettings(BaseSettings):
         if value is None:
             return None
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if (
+            not sep
+            or not host
+            or not (port.isascii() and port.isdigit())
+            or not 0 < int(port) < 65536
+        ):
             raise ValueError(f"expected HOST:PORT (riemann.internal:5555), not {value!r}")
         return value
 

@@ -113,6 +113,7 @@ class ShortRateLimitRetryHandler(RateLimitErrorRetryHandler):
         value = values[0] if isinstance(values, list) and values else values
         return (
             isinstance(value, str)
+            and value.strip().isascii()
             and value.strip().isdigit()
             and (int(value) <= SLEEP_FOR_RETRY_AFTER)
         )
@@ -128,7 +129,7 @@ def retry_after(headers: Any, now: float) -> float:
         return SEND_INTERVAL
     text = str(value).strip()
     try:
-        seconds = float(text) if text.replace(".", "", 1).isdigit() else None
+        seconds = float(text) if text.isascii() and text.replace(".", "", 1).isdigit() else None
         if seconds is None:
             seconds = parsedate_to_datetime(text).timestamp() - now
     except (TypeError, ValueError, IndexError):

@@ -127,15 +127,23 @@ def _check_template(kind: str, template: str) -> None:
             )
 
 
+MAX_PARALLEL = 10_000
+"""More steps at once than any fleet runs: a bound, so a typo cannot ask for 10^20."""
+
+
 def parse_parallel(items: Sequence[str]) -> dict[StepKind, int]:
     """``KIND=N`` items over the defaults."""
     parallel = dict(DEFAULT_PARALLEL)
     for item in items:
         kind, _, number = item.partition("=")
-        if kind not in STEP_KINDS or not number.isdigit() or int(number) < 1:
+        if (
+            kind not in STEP_KINDS
+            or not (number.isascii() and number.isdigit())
+            or not 1 <= int(number) <= MAX_PARALLEL
+        ):
             raise InvalidInput(
                 f"--parallel {item!r}: expected KIND=N with KIND one of "
-                f"{', '.join(STEP_KINDS)} and N at least 1"
+                f"{', '.join(STEP_KINDS)} and N from 1 to {MAX_PARALLEL}"
             )
         parallel[kind] = int(number)
     return parallel

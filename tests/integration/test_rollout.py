@@ -193,6 +193,8 @@ def test_a_manifest_marked_bad_is_refused_unless_forced(url: str, tmp_path: Path
         (["rollback", "--to", "1", "--execute", "echo {hots}"], "uses {hots}; known fields"),
         (["rollback", "--to", "1", "--on", "reboot=true"], "expected KIND=TEMPLATE"),
         (["rollback", "--to", "1", "--parallel", "activate=0"], "expected KIND=N"),
+        (["rollback", "--to", "1", "--parallel", "activate=²"], "expected KIND=N"),
+        (["rollback", "--to", "1", "--parallel", "activate=99999999999999999999"], "1 to 10000"),
         (
             ["rollback", "--to", "1", "--on", "activate=true"],
             "no command for the deactivate, drain",
