@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.generations import manifest_entries
-from projections.queries import Row, env_clause, iso
+from projections.queries import Row, env_clause, iso, require_env
 from projections.runner import Views
 from projections.store import Tx
 
@@ -77,6 +77,7 @@ def drift(views: Views, env: str | None = None, host: str | None = None) -> Drif
     clause, params = env_clause(env)
     envs, problems = [], []
     with views.read() as tx:
+        require_env(tx, env)
         current = current_generations(tx, env)
         reporting = tx.query(
             f"SELECT DISTINCT env FROM host_report_times WHERE 1 = 1{clause}", params

@@ -18,7 +18,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from projections.queries import Row, env_clause
+from projections.queries import Row, env_clause, require_env
 from projections.runner import Views
 
 DAY = 86_400 * 1_000_000
@@ -32,6 +32,7 @@ def _median_hours(values: list[int]) -> float | None:
 def metrics(views: Views, env: str | None = None) -> list[Row]:
     clause, params = env_clause(env)
     with views.read() as tx:
+        require_env(tx, env)
         gens = tx.query(f"SELECT * FROM generations WHERE 1 = 1{clause}", params)
         touched = tx.query(
             "SELECT env, service, generation, MIN(valid_from) AS first FROM placements "

@@ -41,12 +41,13 @@ def env_clause(env: str | None, column: str = "env") -> tuple[str, list[Any]]:
 
 
 def known_envs(tx: Tx) -> list[str]:
-    """Every environment any fact named: activations, health, builds, generations."""
+    """Every environment any fact named: activations, health, builds, generations,
+    host reports."""
     return sorted(
         env
         for (env,) in tx.tuples(
             "SELECT env FROM placement_envs UNION SELECT env FROM generations "
-            "UNION SELECT env FROM builds"
+            "UNION SELECT env FROM builds UNION SELECT env FROM host_report_times"
         )
     )
 
@@ -234,6 +235,8 @@ def generations(views: Views, env: str | None = None) -> list[Row]:
             params,
         ):
             tags.setdefault((tag["env"], tag["number"]), []).append(tag["tag"])
+        if not rows:
+            require_env(tx, env)
     return [_generation(row, tags.get((row["env"], row["number"]), [])) for row in rows]
 
 

@@ -176,6 +176,9 @@ def test_pypi_names_are_case_insensitive_and_purls_find_them(
         (["where", "openssl", "--version-range", "1.0.1..1.0.2"], "'>=1.0.1,<=1.0.2'"),
         (["where", "openssl", "--summary", "--env", "nope"], "environment 'nope' is not"),
         (["topology", "--env", "nope"], "environment 'nope' is not in the ledger"),
+        (["generations", "--env", "nope"], "environment 'nope' is not in the ledger"),
+        (["metrics", "--env", "nope"], "environment 'nope' is not in the ledger"),
+        (["drift", "--env", "nope"], "environment 'nope' is not in the ledger"),
         (["where", "pkg:pypi"], "is not a valid package URL"),
     ],
 )  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
-from ledger.errors import EventConflict, InvalidInput
+from ledger.errors import EventConflict, InvalidInput, UnknownName
 from projections.drift import drift
 from projections.reconstruct import reconstruction
 from projections.runner import Views
@@ -163,7 +163,8 @@ def test_drift_of_one_host_and_of_a_host_that_matches(drifted: Views, ledger: Le
     drifted.catch_up()
     assert problems(drifted, host="h1") == []
     assert drift(drifted, host="h1").envs[0]["matching"] == 1
-    assert drift(drifted, env="staging").envs == []
+    with pytest.raises(UnknownName, match="'staging' is not in the ledger"):
+        drift(drifted, env="staging")  # never seen: an error, not an empty answer
 
 
 def test_drift_in_an_env_without_generations(ledger: Ledger) -> None:
