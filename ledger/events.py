@@ -634,13 +634,19 @@ def _find_duplicate(value: Any, path: tuple[int | str, ...]) -> tuple[int | str,
     return None
 
 
-def _refuse_duplicate_keys(data: bytes | str) -> None:
-    """Raise a ``ValidationError`` naming the first key given twice, if there is one."""
+def duplicate_key(data: bytes | str) -> tuple[int | str, ...] | None:
+    """Where a JSON document gives a key twice in one object (the path to the second
+    copy, ending in the key), or None when it does not (or is not JSON at all)."""
     try:
         document = json.loads(data, object_pairs_hook=_pairs)
     except (ValueError, RecursionError):  # not JSON: the parser's error says so
-        return
-    if (loc := _find_duplicate(document, ())) is None:
+        return None
+    return _find_duplicate(document, ())
+
+
+def _refuse_duplicate_keys(data: bytes | str) -> None:
+    """Raise a ``ValidationError`` naming the first key given twice, if there is one."""
+    if (loc := duplicate_key(data)) is None:
         return
     error = PydanticCustomError("duplicate_key", "duplicate key {key}", {"key": str(loc[-1])})
     raise ValidationError.from_exception_data(

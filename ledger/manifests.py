@@ -25,7 +25,7 @@ import orjson
 from pydantic import ValidationError
 
 from ledger.errors import InvalidInput
-from ledger.events import ManifestEntry, describe_error
+from ledger.events import ManifestEntry, describe_error, duplicate_key
 
 MAX_BYTES = 256 * 1024 * 1024
 """A manifest of 1,000,000 placements is about 200 MB; anything larger is refused unread."""
@@ -49,6 +49,12 @@ def read_manifest(path: str, *, host: str | None = None) -> tuple[ManifestEntry,
         raise ManifestRefused(
             f"{name}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from None
+    if (twice := duplicate_key(raw)) is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in twice[:-1])
+        raise ManifestRefused(
+            f"{name}: the key {twice[-1]!r} is given twice in one object (at "
+            f"{where.lstrip('.') or 'the top level'}): a reader could take either copy"
+        )
     entries = document.get("manifest") if isinstance(document, dict) else document
     if not isinstance(entries, list):
         raise ManifestRefused(

@@ -115,6 +115,10 @@ def test_drift_lists_hosts_that_never_reported(url: str) -> None:
         ('[{"service": "api", "build_id": "x"}]', "manifest[0].build_id: expected a hash"),
         (f'[{{"service": "api", "build_id": "{NEW}"}}, {{"service": "api", "build_id": "{OLD}"}}]',
          "manifest[1] places api on h1 again (manifest[0] did)"),
+        (f'[{{"service": "api", "build_id": "{NEW}", "service": "web"}}]',
+         "the key 'service' is given twice in one object (at [0])"),
+        (f'{{"manifest": [], "manifest": [{{"service": "api", "build_id": "{NEW}"}}]}}',
+         "the key 'manifest' is given twice in one object (at the top level)"),
     ],
 )  # fmt: skip
 def test_report_host_refuses_a_bad_file_and_stores_nothing(
