@@ -93,6 +93,8 @@ def _rule(path: Path, index: int, entry: Any) -> Rule:
     if action not in ACTIONS:
         raise refuse(f"action must be 'alert' or 'silence', not {action!r}")
     kind = entry.get("kind")
+    if isinstance(kind, str):
+        kind = kind.replace("-", "_")  # activation-failed as `ledger record` spells it
     if kind is not None and kind not in ALERT_KINDS:
         raise refuse(f"unknown kind {kind!r} (known: {', '.join(ALERT_KINDS)})")
     if not any(key in entry for key in ("kind", "env", "service")):

@@ -468,3 +468,11 @@ def test_rules_match_env_and_service_patterns() -> None:
     assert rules == Rules()
     assert rules.alerts("production", "api", "activation_failed")
     assert not rules.alerts("production", "api", "health_warning")
+
+
+def test_a_rule_may_spell_a_kind_as_ledger_record_does(tmp_path: Path) -> None:
+    rules = load_rules(
+        rules_file(tmp_path, '[[rule]]\naction = "silence"\nkind = "drain-timed-out"\n')
+    )
+    assert rules.rules[0].kind == "drain_timed_out"
+    assert not rules.alerts("production", "api", "drain_timed_out")
