@@ -99,8 +99,9 @@ def test_drift_lists_hosts_that_never_reported(url: str) -> None:
     assert result.exit_code == 0, result.output
     assert "no report" in result.output
     assert "0 of 2 hosts drifted from generation 2, 2 never reported" in result.output
-    nothing = run(url, "drift", "--env", "staging")
-    assert "nothing to compare" in nothing.output
+    unknown = run(url, "drift", "--env", "staging")  # never seen: an error, not "nothing"
+    assert unknown.exit_code == 2, unknown.output
+    assert "environment 'staging' is not in the ledger (known: production)" in unknown.output
 
 
 @pytest.mark.parametrize(
