@@ -97,10 +97,10 @@ def package_identity(component: dict[str, Any]) -> Identity:
 
 def _output_from_path(store_path: str, name: str, version: str) -> tuple[str, str | None]:
     try:
-        path_name = store_path.rsplit("/", 1)[1].split("-", 1)[1]
-        parse_store_path(store_path)
-    except (IndexError, NotAStorePath):
+        path = parse_store_path(store_path)
+    except NotAStorePath:
         return version, None
+    path_name = store_path.rsplit("/", 1)[1][len(path.hash) + 1 :]
     package, package_version, output = split_output(path_name, deriver_name=None)
     written = package_version if output == "out" else f"{package_version}-{output}"
     if package == name and written == version:

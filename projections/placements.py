@@ -110,22 +110,33 @@ class Interval:
     ended_by: str | None = None
 
 
+def step(active: Interval | None, move: Move) -> tuple[Interval | None, Interval | None]:
+    """One fact of the walk (the module docstring's rules): the interval it ends (the
+    active one, now with its end) and the one it opens; (None, None) when it changes
+    nothing."""
+    if move.kind == "deactivated":
+        if active is not None and active.build_id == move.build_id:
+            return _ended(active, move, "deactivated"), None
+        return None, None
+    if active is not None and active.build_id == move.build_id:
+        return None, None  # activated again: it has been active all along
+    ended = None if active is None else _ended(active, move, "replaced")
+    opened = Interval(move.position, move.build_id, move.generation or 0, move.occurred_at)
+    return ended, opened
+
+
 def timeline(moves: Iterable[Move]) -> list[Interval]:
     """The intervals that ``moves`` (of one env, host and service) make, walked in
-    (occurred_at, position) order. The module docstring states the rules."""
+    (occurred_at, position) order."""
     intervals: list[Interval] = []
     active: Interval | None = None
     for move in sorted(moves):
-        if move.kind == "deactivated":
-            if active is not None and active.build_id == move.build_id:
-                intervals.append(_ended(active, move, "deactivated"))
-                active = None
-            continue
-        if active is not None:
-            if active.build_id == move.build_id:
-                continue  # activated again: it has been active all along
-            intervals.append(_ended(active, move, "replaced"))
-        active = Interval(move.position, move.build_id, move.generation or 0, move.occurred_at)
+        ended, opened = step(active, move)
+        if ended is not None:
+            intervals.append(ended)
+            active = None
+        if opened is not None:
+            active = opened
     if active is not None:
         intervals.append(active)
     return intervals
@@ -365,16 +376,11 @@ def _append(state: KeyState, move: Move, recorded: int) -> None:
     if state.moves is not None:
         state.moves.append(move)
     active = next((v for v in state.current.values() if v.interval.end_position is None), None)
-    if move.kind == "deactivated":
-        if active is not None and active.interval.build_id == move.build_id:
-            _close(active, _ended(active.interval, move, "deactivated"), recorded)
-        return
-    if active is not None:
-        if active.interval.build_id == move.build_id:
-            return
-        _close(active, _ended(active.interval, move, "replaced"), recorded)
-    opened = Interval(move.position, move.build_id, move.generation or 0, move.occurred_at)
-    _make(state, opened, move.position, recorded)
+    ended, opened = step(None if active is None else active.interval, move)
+    if active is not None and ended is not None:
+        _close(active, ended, recorded)
+    if opened is not None:
+        _make(state, opened, move.position, recorded)
 
 
 def _insert_late(tx: Tx, key: Key, state: KeyState, move: Move, recorded: int) -> None:
