@@ -21,8 +21,10 @@ Only the store or the broker being unavailable (``is_outage``: connection and
 operational errors of the database, Kafka errors, network errors) is temporary: the
 worker logs the cause, seeks back to the batch's first offsets and tries the same
 records again after a back-off, so nothing is skipped and nothing is dead-lettered for
-it. The back-off stays well under the group's ``max.poll.interval``, so a worker
-waiting for its database keeps its partitions.
+it. A broker that went away is noticed on the next empty poll (kafka-python's poll
+does not raise for it) and logged and retried the same way. The back-off stays well
+under the group's ``max.poll.interval``, so a worker waiting for its database keeps its
+partitions.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ log = logging.getLogger("ledger.ingest")
 
 ERROR_HEADER = "error"
 MAX_CONFLICT_ROUNDS = 5
+BROKER_CHECK_EVERY = 2.0
+"""Seconds between TCP checks of the bootstrap servers while polls bring nothing."""
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,7 @@ class IngestWorker:
         self.producer: Any = None
         self.uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
         self.consumer: Any = None
+        self.broker_checked = float("-inf")
         timeout_ms = int(settings.timeout * 1000)
         poll_ms = int(settings.max_poll_interval * 1000)
         try:
@@ -300,6 +305,7 @@ class IngestWorker:
         )
         records = [r for tp in sorted(polled) for r in polled[tp]]
         if not records:
+            self.check_broker()
             return False
         try:
             self.store(records)
@@ -310,6 +316,20 @@ class IngestWorker:
             self.uncommitted[tp] = OffsetAndMetadata(batch[-1].offset + 1, "", -1)
         self.commit()
         return True
+
+    def check_broker(self) -> None:
+        """Raise ``KafkaUnavailable`` with the cause when no bootstrap server answers.
+
+        kafka-python's ``poll`` does not raise while the broker is away: it returns
+        nothing and says why only in its own log. An empty poll is therefore followed
+        by a TCP check (at most every ``BROKER_CHECK_EVERY`` seconds), so the outage is
+        logged as the worker's own retry, with its cause, like a database outage.
+        """
+        now = time.monotonic()
+        if now - self.broker_checked < BROKER_CHECK_EVERY:
+            return
+        self.broker_checked = now
+        require_reachable(self.settings.bootstrap, timeout=1.0)
 
     def store(self, records: Sequence[Any]) -> None:
         """Append the valid records (one transaction), dead-letter the others."""
@@ -426,6 +446,8 @@ def run_ingest(
 
 def outage_cause(worker: IngestWorker, error: Exception) -> str:
     """What is unavailable and why, for the log line of a retry."""
+    if isinstance(error, KafkaUnavailable):
+        return str(error)  # "could not reach Kafka: HOST:PORT: connection refused"
     text = describe(error)
     if isinstance(error, KafkaError):
         return f"Kafka at {worker.settings.bootstrap} is unavailable ({text})"

@@ -467,6 +467,35 @@ def test_database_stopped_mid_ingest_loses_and_doubles_nothing(
         ledger.close()
 
 
+def test_a_broker_outage_is_logged_as_a_retry_and_ingest_resumes(
+    sqlite_url: str, kafka: KafkaBroker, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """kafka-python's poll does not raise while the broker is away; the worker's own
+    log must still say, with the cause, that Kafka is unavailable and that it retries,
+    and it must store what arrives once the broker is back. (The broker keeps records
+    in memory: its restart empties it, so the topics are created again.)"""
+    Ledger(locate(sqlite_url), create=True).close()
+    topics(kafka.bootstrap, partitions=1)
+    first = [event("web-01", n) for n in range(20)]
+    produce(kafka.bootstrap, keyed(first))
+    worker = Worker(sqlite_url, kafka.bootstrap, tmp_path / "w.log")
+    workers.append(worker)
+    wait_until_stored(sqlite_url, len(first))
+
+    kafka.stop()
+    worker.wait_for(f"could not reach Kafka: {kafka.bootstrap}: connection refused; retrying")
+
+    kafka.start()
+    topics(kafka.bootstrap, partitions=1)
+    later = [event("web-01", n) for n in range(20, 40)]
+    produce(kafka.bootstrap, keyed(later))
+    wait_until_stored(sqlite_url, len(first) + len(later))
+    worker.wait_for("storing again")
+    totals = worker.stop()
+    assert totals["stored"] == len(first) + len(later)
+    assert [e["metric"] for e in stored_events(sqlite_url)] == [float(n) for n in range(40)]
+
+
 # --- the agent's producer -------------------------------------------------------------
 
 
