@@ -125,6 +125,12 @@ def where(
         # A closure may hold two versions of a package: count placements, not rows.
         placements = len({(f.env, f.host, f.service, f.build_id) for f in found})
         hosts = len({(f.env, f.host) for f in found})
+        if output.plain():
+            # A pipe gets rows only (the summary's with --summary); totals go to stderr.
+            output.note(f"{name}: {placements} placements on {hosts} hosts")
+            if summary:
+                output.where_summary(queries.where_summary(found))
+            return
         gap = "" if summary else "\n"
         output.console().print(
             f"{gap}[bold]{escape(name)}[/bold]: {placements} placements on {hosts} hosts"

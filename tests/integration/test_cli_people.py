@@ -247,9 +247,20 @@ def columns(header: str) -> list[int]:
 
 
 def test_where_in_a_pipe_is_one_line_per_row(big: Ledger) -> None:
-    lines = table_lines(cli(big, "where", "openssl"))
-    hosts_table = [line for line in lines if line.startswith(("env ", "production "))]
-    assert len(hosts_table) == 1 + 60 + 1 + 1, "two tables: 60 placements, 1 version"
+    """A pipe gets the placements only, one per line, so `wc -l`, grep and awk count
+    and pick rows; the totals line goes to standard error."""
+    result = cli(big, "where", "openssl")
+    lines = table_lines(result)
+    assert len(lines) == 1 + 60, "the header and the 60 placements, nothing after them"
+    assert lines[0].startswith("env  ")
+    assert all(line.startswith("production ") for line in lines[1:])
+    assert "openssl: 60 placements on 2 hosts" in result.stderr
+
+
+def test_where_summary_in_a_pipe_is_the_summary_rows(big: Ledger) -> None:
+    result = cli(big, "where", "openssl", "--summary")
+    lines = table_lines(result)
+    assert len(lines) == 1 + 1, "the header and one version"
     summary = lines[-1]
     assert re.split(r"  +", summary)[:4] == ["production", "3.0.13", "out", "2 hosts"]
     assert summary.endswith(", ".join(SERVICES)), "the whole list, on its line"
