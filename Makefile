@@ -10,7 +10,7 @@ test:
 # The fuzz suite with 10,000 examples per target (the test run has a few hundred);
 # prints how many inputs each target accepted and refused.
 fuzz:
-	FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest tests/fuzz -q -p no:cacheprovider
+	FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest tests/fuzz -q -p no:cacheprovider --timeout=0
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
