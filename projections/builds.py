@@ -135,6 +135,8 @@ class BuildsView(View):
         "build_id TEXT NOT NULL, ecosystem TEXT NOT NULL, match_name TEXT NOT NULL, "
         "version TEXT NOT NULL, name TEXT NOT NULL, outputs TEXT NOT NULL, store_path TEXT, "
         "PRIMARY KEY (build_id, ecosystem, match_name, version))" + WITHOUT_ROWID,
+    )
+    read_ddl = (
         "CREATE INDEX IF NOT EXISTS build_packages_name ON build_packages "
         "(match_name, ecosystem, version, build_id)",
     )

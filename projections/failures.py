@@ -52,7 +52,6 @@ class FailuresView(View):
         "position BIGINT PRIMARY KEY, env TEXT NOT NULL, host TEXT, service TEXT, "
         "build_id TEXT, generation BIGINT, kind TEXT NOT NULL, problem TEXT NOT NULL, "
         "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL)" + WITHOUT_ROWID,
-        "CREATE INDEX IF NOT EXISTS failures_env ON failures (env, position)",
         "CREATE TABLE IF NOT EXISTS failures_distributed ("
         "host TEXT NOT NULL, build_id TEXT NOT NULL, env TEXT NOT NULL, "
         "PRIMARY KEY (host, build_id, env))" + WITHOUT_ROWID,
@@ -60,6 +59,7 @@ class FailuresView(View):
         "host TEXT NOT NULL, service TEXT NOT NULL, build_id TEXT NOT NULL, env TEXT NOT NULL, "
         "PRIMARY KEY (host, service, build_id, env))" + WITHOUT_ROWID,
     )
+    read_ddl = ("CREATE INDEX IF NOT EXISTS failures_env ON failures (env, position)",)
 
     def apply(self, tx: Tx, facts: Sequence[Fact]) -> None:
         checked = [f.event for f in facts if f.kind in ("activation_completed", "deactivated")]

@@ -78,6 +78,8 @@ class HistoryView(View):
         "service TEXT NOT NULL, kind TEXT NOT NULL, build_id TEXT, generation BIGINT, "
         "occurred_at BIGINT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL, "
         "state TEXT)" + WITHOUT_ROWID,
+    )
+    read_ddl = (
         "CREATE INDEX IF NOT EXISTS host_history_time ON host_history "
         "(host, occurred_at, position)",
     )

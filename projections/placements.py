@@ -221,15 +221,6 @@ class PlacementsView(View):
         "WHERE end_position IS NULL AND retired_by IS NULL",
         "CREATE INDEX IF NOT EXISTS placements_key ON placements (host, service, env) "
         "WHERE retired_by IS NULL",
-        # Covering indexes for `where`: now (open intervals only) and at a moment.
-        # (SQLite reads a partial index as covering only when it holds the columns its
-        # condition names too.)
-        "CREATE INDEX IF NOT EXISTS placements_now ON placements "
-        "(build_id, env, host, service, valid_from, generation, end_position, retired_by) "
-        "WHERE end_position IS NULL AND retired_by IS NULL",
-        "CREATE INDEX IF NOT EXISTS placements_build ON placements "
-        "(build_id, valid_from, valid_to, recorded_from, recorded_to, retired_at, "
-        "env, host, service, generation)",
         "CREATE TABLE IF NOT EXISTS placement_facts ("
         "env TEXT NOT NULL, host TEXT NOT NULL, service TEXT NOT NULL, "
         "occurred_at BIGINT NOT NULL, position BIGINT NOT NULL, kind TEXT NOT NULL, "
@@ -243,6 +234,17 @@ class PlacementsView(View):
         # Every env an activation, deactivation or health report named: the envs a
         # question may name (an unknown one is an error, not an empty answer).
         "CREATE TABLE IF NOT EXISTS placement_envs (env TEXT PRIMARY KEY)" + WITHOUT_ROWID,
+    )
+    read_ddl = (
+        # Covering indexes for `where`: now (open intervals only) and at a moment.
+        # (SQLite reads a partial index as covering only when it holds the columns its
+        # condition names too.)
+        "CREATE INDEX IF NOT EXISTS placements_now ON placements "
+        "(build_id, env, host, service, valid_from, generation, end_position, retired_by) "
+        "WHERE end_position IS NULL AND retired_by IS NULL",
+        "CREATE INDEX IF NOT EXISTS placements_build ON placements "
+        "(build_id, valid_from, valid_to, recorded_from, recorded_to, retired_at, "
+        "env, host, service, generation)",
     )
 
     def apply(self, tx: Tx, facts: Sequence[Fact]) -> None:

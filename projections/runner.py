@@ -109,10 +109,11 @@ class Views:
         """Views in a SQLite file: queries bring them up to date before answering."""
         return self.location.backend == "sqlite"
 
-    def _create_tables(self, views: Iterable[View]) -> None:
-        """Create the views' tables. A view whose tables were made by an older version
-        of its code (``View.schema_version``) is dropped and forgotten first, so the
-        next catch-up rebuilds it: an upgrade needs no manual step."""
+    def _create_tables(self, views: Iterable[View], *, reading: bool = True) -> None:
+        """Create the views' tables (and, with ``reading``, the indexes only queries
+        use). A view whose tables were made by an older version of its code
+        (``View.schema_version``) is dropped and forgotten first, so the next catch-up
+        rebuilds it: an upgrade needs no manual step."""
         with self.recorder.transaction(commit=True) as tx:
             tx.execute(
                 "CREATE TABLE IF NOT EXISTS view_schemas "
@@ -124,7 +125,7 @@ class Views:
                     for table in (*view.tables, *view.former_tables):
                         tx.execute(f"DROP TABLE IF EXISTS {table}")
                     self.recorder.forget(tx, tracking_name(view.name))
-                for statement in view.ddl:
+                for statement in (*view.ddl, *(view.read_ddl if reading else ())):
                     tx.execute(statement)
             tx.insert(
                 "view_schemas",
@@ -289,9 +290,15 @@ class Views:
     # --- rebuilding -------------------------------------------------------------------
 
     def rebuild(self, names: Sequence[str] = (), progress: Progress | None = None) -> int:
-        """Drop the named views (all when none), reset their tracking, replay the stream."""
-        chosen = self.reset(names)
+        """Drop the named views (all when none), reset their tracking, replay the stream.
+
+        The indexes only queries read are made after the replay: one sort per index
+        instead of an update per row. Should the rebuild stop half-way, the next
+        ``Views`` opened on the database makes them (queries are right meanwhile, only
+        slower)."""
+        chosen = self.reset(names, reading=False)
         replayed = self.catch_up(progress)
+        self._create_tables(chosen)
         if self.recorder.postgres:
             # Fresh statistics for the query planner. (SQLite's ANALYZE reads whole
             # tables, and its planner does well on these indexes without it.)
@@ -301,8 +308,9 @@ class Views:
                         tx.execute(f"ANALYZE {table}")
         return replayed
 
-    def reset(self, names: Sequence[str] = ()) -> list[View]:
-        """Empty the named views (all when none) and forget their tracking positions."""
+    def reset(self, names: Sequence[str] = (), *, reading: bool = True) -> list[View]:
+        """Empty the named views (all when none) and forget their tracking positions
+        (``reading``: create the indexes only queries use now, not later)."""
         unknown = [name for name in names if name not in self.views]
         if unknown:
             raise InvalidInput(
@@ -314,7 +322,7 @@ class Views:
                 for table in view.tables:
                     tx.execute(f"DROP TABLE IF EXISTS {table}")
                 self.recorder.forget(tx, tracking_name(view.name))
-        self._create_tables(chosen)
+        self._create_tables(chosen, reading=reading)
         return chosen
 
     def dump(self, name: str) -> dict[str, list[tuple[Any, ...]]]:
