@@ -23,7 +23,7 @@ from ledger.events import Envelope, GenerationPlanned
 from ledger.store import locate
 from projections import queries
 from projections.history import HistoryView
-from projections.runner import VIEW_NAMES, Views
+from projections.runner import VIEW_NAMES, Stop, Views
 from projections.store import tracking_name
 from tests.conftest import with_query
 from tests.story import Story, build_id, openssl, zlib
@@ -379,3 +379,17 @@ def test_a_rebuild_makes_the_query_indexes_after_the_replay(ledger: Ledger) -> N
     reopened = Views(ledger)
     assert wanted <= index_names(reopened)
     assert dump(reopened) == dump(views)
+
+
+def test_the_fast_decoder_reads_what_the_librarys_mapper_reads(ledger: Ledger) -> None:
+    """The runner reads events straight from the stored JSON; the facts must be exactly
+    those the library's mapper gives (and an entry with a class version goes its way)."""
+    busy_story(2).record(ledger)
+    views = Views(ledger)
+    assert views._plain_state
+    batch = views._select(0, Stop())
+    fast = views._decode(batch, Stop())
+    views._plain_state = False
+    slow = views._decode(batch, Stop())
+    assert fast == slow
+    assert len(fast) == ledger.count()
