@@ -13,9 +13,8 @@ import click
 
 from cli import output
 from cli.collect import log_to_stderr, stopper
-from cli.fleet import json_option
 from cli.hosts import host_report, host_report_options
-from cli.params import default_actor
+from cli.params import default_actor, json_option
 from cli.publish import bootstrap_option
 from collectors.agent import read_events, send
 from collectors.host_agent import (

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from cli import output
 from cli.events import KindChoice
@@ -140,8 +139,8 @@ def alerts(
         )
         for row in problems:
             output.console().print(
-                f"  #{row['id']} {row['status']}: {escape(row['summary'])} — "
-                f"{escape(row['error'] or '')}",
+                f"  #{row['id']} {row['status']}: {output.escape(row['summary'])} — "
+                f"{output.escape(row['error'] or '')}",
                 highlight=False,
             )
 
@@ -231,7 +230,7 @@ def silence_add(
         return
     output.console().print(
         f"Silence [bold]{added.id}[/bold] until {output.when(added.row(now)['ends_at'])} "
-        f"({escape(_matcher(added.row(now)))}); it mutes {len(muted)} alert(s) now."
+        f"({output.escape(_matcher(added.row(now)))}); it mutes {len(muted)} alert(s) now."
     )
 
 
@@ -281,7 +280,7 @@ def silence_expire(session: Session, silence_id: str, author: str) -> None:
     """
     with _alert_store(session) as (_, store):
         expire_silence(store, silence_id, by=author, now=time.time())
-    output.console().print(f"Silence {escape(silence_id)} ended.")
+    output.console().print(f"Silence {output.escape(silence_id)} ended.")
 
 
 def _when(row: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from cli import output
-from cli.fleet import env_option, json_option
-from cli.params import COUNT, GENERATION, timestamp
+from cli.params import COUNT, GENERATION, env_option, json_option, timestamp
 from cli.session import Session, pass_session
 from projections import queries
 from projections.versions import parse_range
@@ -133,11 +131,11 @@ def where(
             return
         gap = "" if summary else "\n"
         output.console().print(
-            f"{gap}[bold]{escape(name)}[/bold]: {placements} placements on {hosts} hosts"
+            f"{gap}[bold]{output.escape(name)}[/bold]: {placements} placements on {hosts} hosts"
         )
         output.where_summary(queries.where_summary(found))
     elif summary:
-        output.console().print(f"[dim]no active closure holds {escape(name)}[/dim]")
+        output.console().print(f"[dim]no active closure holds {output.escape(name)}[/dim]")
 
 
 @click.command()

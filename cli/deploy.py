@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-from rich.markup import escape
 
 from cli import output
 from cli.params import GENERATION, default_actor
@@ -233,7 +232,7 @@ def _carry_out(
         elif recorded and plan.steps:
             output.console().print(
                 f"Carry the steps out with your tooling, or: ledger {command} --env "
-                f"{escape(plan.env)} --resume --execute 'TEMPLATE'"
+                f"{output.escape(plan.env)} --resume --execute 'TEMPLATE'"
             )
     if outcome is not None and not outcome.completed:
         raise click.exceptions.Exit(1)
@@ -284,7 +283,7 @@ def _show_plan(
     state = "recorded" if recorded else "resumed" if plan.resumed else "not recorded (dry run)"
     placements = len(plan.manifest)
     show(
-        f"[bold]{what} of {escape(plan.env)} as generation {plan.number}[/bold]"
+        f"[bold]{what} of {output.escape(plan.env)} as generation {plan.number}[/bold]"
         f"{f' (parent {plan.parent})' if plan.parent else ''}: {state}"
     )
     show(
@@ -365,11 +364,11 @@ def _show_outcome(plan: Plan, outcome: Outcome, resume: str) -> None:
         return
     failed = outcome.failed.describe() if outcome.failed else "interrupted"
     show(
-        f"[red]Generation {plan.number} failed[/red]: {escape(failed)}\n"
+        f"[red]Generation {plan.number} failed[/red]: {output.escape(failed)}\n"
         f"  {outcome.done} steps done, {outcome.not_started} not started; the failure is "
         "recorded.\n"
         f"  Fix the cause, then continue without repeating finished steps:\n"
-        f"    {escape(resume)}"
+        f"    {output.escape(resume)}"
     )
     if plan.reason == "deploy" and plan.parent:
-        show(f"  or go back: ledger rollback --env {escape(plan.env)} --to {plan.parent}")
+        show(f"  or go back: ledger rollback --env {output.escape(plan.env)} --to {plan.parent}")

@@ -3,20 +3,7 @@
 from __future__ import annotations
 
 import socket
-import sqlite3
-
-import psycopg
-from eventsourcing.persistence import PersistenceError
-from kafka.errors import KafkaError
-from pydantic import ValidationError
-
-from ledger.errors import (
-    InvalidInput,
-    StoreNotInitialised,
-    StoreUnavailable,
-)
-from ledger.events import describe_error
-from ledger.importers.jsonl import IngestRefused
+import sys
 
 OK = 0
 FAILURE = 1
@@ -25,7 +12,18 @@ TAMPERED = 3
 
 
 def explain(error: Exception) -> tuple[int, list[str]]:
-    """The exit code and the lines to print for ``error``."""
+    """The exit code and the lines to print for ``error``.
+
+    Imported here, not at the top: this module is on every command's path (its exit
+    codes), and most errors need none of Kafka, psycopg or pydantic to be explained.
+    """
+    from eventsourcing.persistence import PersistenceError
+    from pydantic import ValidationError
+
+    from ledger.errors import InvalidInput, StoreNotInitialised, StoreUnavailable
+    from ledger.events import describe_error
+    from ledger.importers.jsonl import IngestRefused
+
     if isinstance(error, IngestRefused):
         lines = [
             f"Error: {error.bad_lines} of {error.lines} lines are invalid; nothing was stored."
@@ -44,7 +42,7 @@ def explain(error: Exception) -> tuple[int, list[str]]:
         return BAD_INPUT, [f"Error: {error}"]
     if isinstance(error, StoreNotInitialised | StoreUnavailable):
         return FAILURE, [f"Error: {error}"]
-    if isinstance(error, KafkaError):
+    if _is_a(error, ("kafka.errors", "KafkaError")):
         return FAILURE, [
             f"Error: Kafka is unavailable: {_first_line(error)}",
             "  Check that the broker is running and --kafka (or LEDGER_KAFKA) points at it.",
@@ -58,7 +56,9 @@ def explain(error: Exception) -> tuple[int, list[str]]:
             f"Error: {text}",
             "  Check that the service is running and the address given is right.",
         ]
-    if isinstance(error, PersistenceError | psycopg.Error | sqlite3.Error):
+    if isinstance(error, PersistenceError) or _is_a(
+        error, ("psycopg", "Error"), ("sqlite3", "Error")
+    ):
         return FAILURE, [
             f"Error: the ledger store failed: {_first_line(error)}",
             "  Check that the database is running and LEDGER_URL / --ledger points at it.",
@@ -73,3 +73,12 @@ def _first_line(error: BaseException) -> str:
     """The first line of the error's message, or its class name when it has none."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def _is_a(error: BaseException, *classes: tuple[str, str]) -> bool:
+    """Whether ``error`` is an instance of one of the classes named (module, class). A
+    module that was never imported raised nothing: it is not imported to find out."""
+    return any(
+        module in sys.modules and isinstance(error, getattr(sys.modules[module], name))
+        for module, name in classes
+    )

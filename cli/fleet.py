@@ -9,10 +9,9 @@ from typing import Any
 from uuid import uuid4
 
 import click
-from rich.markup import escape
 
 from cli import output
-from cli.params import GENERATION, default_actor
+from cli.params import GENERATION, default_actor, env_option, json_option
 from cli.session import Session, pass_session
 from ledger.events import GenerationTagged
 from projections import queries
@@ -20,8 +19,6 @@ from projections.diff import describe_change
 from projections.diff import diff as diff_generations
 from projections.metrics import metrics as delivery_metrics
 
-env_option = click.option("--env", help="Only this environment (e.g. production).")
-json_option = click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 TOPOLOGY_COLUMNS = [
     ("env", "env"),
     ("host", "host"),
@@ -95,7 +92,7 @@ def manifest(session: Session, host: str, env: str | None, closure: bool, as_jso
         output.print_json(services)
         return
     if not services:
-        output.console().print(f"[dim]nothing is active on {escape(host)}[/dim]")
+        output.console().print(f"[dim]nothing is active on {output.escape(host)}[/dim]")
         return
     output.rows_table(
         [{**s, "closure": f"{len(s['closure'])} paths"} for s in services],
@@ -112,7 +109,7 @@ def manifest(session: Session, host: str, env: str | None, closure: bool, as_jso
         empty="",
     )
     for service in services if closure else ():
-        output.console().print(f"\n[bold]{escape(service['service'])}[/bold] closure:")
+        output.console().print(f"\n[bold]{output.escape(service['service'])}[/bold] closure:")
         output.rows_table(
             service["closure"],
             [("name", "name"), ("version", "version"), ("store_path", "store path")],
@@ -188,7 +185,8 @@ def generation(
         return
     show = output.console().print
     style = "red" if row["bad"] else "green" if row["status"] == "completed" else "yellow"
-    show(f"[bold]{escape(row['env'])} generation {row['number']}[/bold]: [{style}]{row['status']}")
+    env_name = output.escape(row["env"])
+    show(f"[bold]{env_name} generation {row['number']}[/bold]: [{style}]{row['status']}")
     details = [
         ("parent", row["parent"]),
         ("reason", row["reason"] + (f" → {row['target']}" if row["target"] else "")),
@@ -202,7 +200,7 @@ def generation(
     ]
     for label, value in details:
         if value not in (None, ""):
-            show(f"  {label:>15}: {escape(str(value))}")
+            show(f"  {label:>15}: {output.escape(str(value))}")
     entries = row["manifest"]
     per_service = Counter((e["service"], e["build_id"]) for e in entries)
     output.rows_table(
@@ -254,7 +252,7 @@ def tag(session: Session, number: int, tags: tuple[str, ...], env: str | None, a
     result = views.ledger.append([event], source="cli")[0]
     views.catch_up()  # so that the next query shows the tag, on any backend
     output.console().print(
-        f"Tagged {escape(env)} generation {number} with {escape(', '.join(tags))} "
+        f"Tagged {output.escape(env)} generation {number} with {output.escape(', '.join(tags))} "
         f"(position {result.position})."
     )
 
@@ -293,7 +291,7 @@ def diff(
         output.print_json(result)
         return
     show = output.console().print
-    show(f"[bold]{escape(result['env'])}: generation {a} → {b}[/bold]")
+    show(f"[bold]{output.escape(result['env'])}: generation {a} → {b}[/bold]")
     output.rows_table(
         result["services"],
         [
@@ -308,7 +306,7 @@ def diff(
     if result["closure_changes"]:
         show("\n[bold]Closure changes[/bold]")
         for change in result["closure_changes"]:
-            show(f"  {escape(describe_change(change))}")
+            show(f"  {output.escape(describe_change(change))}")
 
 
 @click.command()

@@ -10,11 +10,9 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 import click
-from rich.markup import escape
 
 from cli import output
-from cli.fleet import env_option, json_option
-from cli.params import default_actor, timestamp
+from cli.params import default_actor, env_option, json_option, timestamp
 from cli.session import Session, pass_session
 from ledger.events import HostReported
 from ledger.manifests import read_manifest
@@ -104,7 +102,7 @@ def report_host(
         )
         return
     output.console().print(
-        f"Recorded the report of {escape(host)} in {escape(env)}: "
+        f"Recorded the report of {output.escape(host)} in {output.escape(env)}: "
         f"{_count(len(event.manifest), 'service')} active (position {result.position})."
     )
 
@@ -114,7 +112,7 @@ def _problem_style(row: dict[str, Any]) -> str:
 
 
 def _drift_line(summary: dict[str, Any]) -> str:
-    env, number = escape(summary["env"]), summary["generation"]
+    env, number = output.escape(summary["env"]), summary["generation"]
     if number is None:
         return (
             f"{env}: no generation yet; {_count(summary['reported'], 'host')} reported "
@@ -188,7 +186,7 @@ def drift(session: Session, env: str | None, host: str | None, as_json: bool) ->
     if not lines:
         about = f" about {host}" if host else ""
         output.console().print(
-            f"[dim]nothing to compare: no generation and no host report{escape(about)}[/dim]"
+            f"[dim]nothing to compare: no generation and no host report{output.escape(about)}[/dim]"
         )
 
 
@@ -253,7 +251,7 @@ def _show_reconstruction(plan: Reconstruction, position: int | None) -> None:
     show = output.console().print
     parent = "no parent" if plan.parent is None else f"parent {plan.parent}"
     what = (
-        f"{escape(plan.env)} generation {plan.number} (reconstruct, {parent}): "
+        f"{output.escape(plan.env)} generation {plan.number} (reconstruct, {parent}): "
         f"{_count(len(plan.manifest), 'placement')} on {_count(plan.reported_hosts, 'host')}"
     )
     if position is None:
@@ -261,7 +259,7 @@ def _show_reconstruction(plan: Reconstruction, position: int | None) -> None:
     else:
         show(f"Recorded {what} at position {position}.")
     if plan.parent is None:
-        show(f"{escape(plan.env)} had no generation: every placement is new.")
+        show(f"{output.escape(plan.env)} had no generation: every placement is new.")
     elif not plan.changes:
         show(f"Same placements as generation {plan.parent}.")
     else:
@@ -286,12 +284,12 @@ def _show_reconstruction(plan: Reconstruction, position: int | None) -> None:
         warn(
             f"[yellow]warning[/yellow]: {_count(len(plan.unreported), 'host')} of generation "
             f"{plan.parent} never reported, so their placements are left out: "
-            f"{escape(_some(plan.unreported))}"
+            f"{output.escape(_some(plan.unreported))}"
         )
     if plan.stale:
         warn(
             f"[yellow]warning[/yellow]: {_count(len(plan.stale), 'host')} last reported before "
-            f"generation {plan.parent} was planned: {escape(_some(plan.stale))}"
+            f"generation {plan.parent} was planned: {output.escape(_some(plan.stale))}"
         )
 
 

@@ -10,8 +10,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from cli import output
-from cli.fleet import json_option
-from cli.params import default_actor, timestamp
+from cli.params import default_actor, json_option, timestamp
 from cli.session import Session, pass_session
 from ledger.importers import cyclonedx, nix
 from ledger.importers.base import ImportedBuild, ImportReport, record

@@ -1,35 +1,34 @@
-"""All rendering of the CLI: tables for people, JSON for scripts, progress bars."""
+"""All rendering of the CLI: tables for people, JSON for scripts, progress bars.
+
+Tables are written as their rows come (``table``): a pipe gets plain rows at once, a
+terminal a table a screenful at a time, so the first screen of a long answer appears
+before the last row is read. rich is imported only by what draws with it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
-from typing import Any
+from itertools import chain, islice
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from rich.cells import cell_len
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
-from ledger.application import Appended, StoredFact, Verification
-from ledger.importers.jsonl import IngestReport
-from ledger.summary import LedgerSummary
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ledger.application import Appended, StoredFact, Verification
+    from ledger.importers.jsonl import IngestReport
+    from ledger.summary import LedgerSummary
 
 
 @cache
 def console() -> Console:
+    from rich.console import Console
+
     # Pipes and files get whole lines: never wrapped, never truncated.
     tty = sys.stdout.isatty()
     return Console(highlight=False, width=None if tty else 180, soft_wrap=not tty)
@@ -37,8 +36,22 @@ def console() -> Console:
 
 def plain() -> bool:
     """Whether tables are written as plain rows: standard output is not a terminal
-    (a pipe, a file). See ``plain_table``."""
-    return not console().is_terminal
+    (a pipe, a file). See ``table``."""
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return not console().is_terminal  # rich's rules for these
+    # Without them rich asks isatty too: a pipe's rows need no rich at all.
+    try:
+        return not sys.stdout.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return True
+
+
+def escape(text: str) -> str:
+    """``text`` with rich markup escaped, for messages that mix markup and producers'
+    names."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def note(text: str) -> None:
@@ -50,6 +63,8 @@ def note(text: str) -> None:
 
 @cache
 def error_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -69,15 +84,25 @@ def progress_bars(
     phases: Sequence[str], total: int | None, *, unit: str = "items"
 ) -> Iterator[Callable[[str, int], None]]:
     """One bar per phase on standard error when it is a terminal; silent otherwise."""
+    if not error_console().is_terminal:
+        yield lambda phase, n: None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     columns = [
         TextColumn("{task.description:>10}"),
         BarColumn(),
         DownloadColumn() if unit == "bytes" else MofNCompleteColumn(),
         TimeRemainingColumn(),
     ]
-    with Progress(
-        *columns, console=error_console(), transient=True, disable=not error_console().is_terminal
-    ) as progress:
+    with Progress(*columns, console=error_console(), transient=True) as progress:
         tasks = {phase: progress.add_task(phase, total=total) for phase in phases}
         yield lambda phase, n: progress.advance(tasks[phase], n)
 
@@ -127,43 +152,157 @@ def _detail(event: dict[str, Any]) -> str:
 Column = tuple[str, str]
 """A table column: the row key it shows, and its header."""
 
+Row = tuple[Sequence[str], str | None]
+"""A table row: its cells, and its rich style on a terminal (``"red"``) or None."""
+
+Justify = Literal["left", "right"]
+
 TIME_KEYS = ("since", "occurred_at", "planned_at", "finished_at")
 ID_KEYS = ("build_id", "from_build", "to_build")
+PLAIN_MEASURED_ROWS = 1_000
+"""A pipe's columns are as wide as their widest cell in this many first rows (or in
+all of them, when the answer is already in memory); a wider cell after them widens its
+column from its row on."""
 
 
-def cell(key: str, value: Any) -> Text:
-    """A value as a table cell; producers' strings are never read as rich markup."""
+def cell(key: str, value: Any) -> str:
+    """A value as a table cell."""
     if value is None:
-        return Text("")
+        return ""
     if key in TIME_KEYS:
-        return Text(when(value))
+        return when(value)
     if key in ID_KEYS:
-        return Text(_short(value))
+        return _short(value)
     if isinstance(value, list | tuple):
-        return Text(", ".join(str(v) for v in value))
+        return ", ".join(str(v) for v in value)
     if isinstance(value, bool):
-        return Text("yes" if value else "")
-    return Text(str(value))
+        return "yes" if value else ""
+    return str(value)
 
 
-def plain_table(headers: Sequence[str], rows: Iterable[Sequence[str | Text]]) -> None:
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Row],
+    *,
+    measure_all: bool = False,
+    justify: Sequence[Justify] = (),
+    wrap_last: bool = False,
+) -> int:
+    """Write rows as they come and return how many there were (nothing at all when
+    none). A pipe or a file gets plain rows (``plain_rows``); a terminal a rich table,
+    a screenful at a time (``terminal_rows``). ``measure_all`` when ``rows`` is already
+    in memory: the columns are then as wide as their widest cell."""
+    if plain():
+        return plain_rows(
+            headers,
+            (cells for cells, _ in rows),
+            measure=None if measure_all else PLAIN_MEASURED_ROWS,
+        )
+    return terminal_rows(
+        headers, rows, measure_all=measure_all, justify=justify, wrap_last=wrap_last
+    )
+
+
+def plain_rows(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], *, measure: int | None
+) -> int:
     """A table for pipes and files: the header line, then one line per row, each cell
     left-aligned and padded to its column's width, columns two spaces apart; no padding
     after the last cell, and a cell's line breaks and tabs become spaces, so no row ever
-    continues on a second line (grep, awk, cut -c and sort see one row per line)."""
-    lines = [[_flat(str(value)) for value in headers]]
-    lines += [[_flat(value.plain if isinstance(value, Text) else value) for value in row]
-              for row in rows]  # fmt: skip
-    widths = [max(cell_len(line[i]) for line in lines) for i in range(len(headers))]
+    continues on a second line (grep, awk, cut -c and sort see one row per line).
+
+    The widths are those of the first ``measure`` rows (all when None); each row after
+    them is written as it comes, and a wider cell widens its column from there on.
+    """
+    rows = iter(rows)
+    first = [[_flat(value) for value in row] for row in islice(rows, measure)]
+    if not first:
+        return 0
+    lines = [[_flat(str(value)) for value in headers], *first]
+    widths = [max(map(_width, column)) for column in zip(*lines, strict=True)]
     write = sys.stdout.write
     for line in lines:
-        padded = [value + " " * (widths[i] - cell_len(value)) for i, value in enumerate(line)]
-        write("  ".join(padded).rstrip() + "\n")
+        write(_padded(line, widths))
     sys.stdout.flush()
+    count = len(first)
+    for row in rows:
+        write(_padded([_flat(value) for value in row], widths))
+        count += 1
+    sys.stdout.flush()
+    return count
+
+
+def _padded(line: list[str], widths: list[int]) -> str:
+    """One plain row; widens ``widths`` where a cell is wider."""
+    last = len(line) - 1
+    for i, value in enumerate(line):
+        width = _width(value)
+        if width > widths[i]:
+            widths[i] = width
+        elif i < last:
+            line[i] = value + " " * (widths[i] - width)
+    return "  ".join(line).rstrip() + "\n"
+
+
+def _width(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len
+
+    return cell_len(text)
 
 
 def _flat(text: str) -> str:
-    return " ".join(text.replace("\t", " ").splitlines())
+    # Every character that splits a line is unprintable: most cells skip the work.
+    return text if text.isprintable() else " ".join(text.replace("\t", " ").splitlines())
+
+
+def terminal_rows(
+    headers: Sequence[str],
+    rows: Iterable[Row],
+    *,
+    measure_all: bool = False,
+    justify: Sequence[Justify] = (),
+    wrap_last: bool = False,
+) -> int:
+    """A rich table on a terminal, printed a screenful of rows at a time so the first
+    screen appears at once however long the answer. Every column but the last is as
+    wide as its widest cell in the first screenful (in all rows with ``measure_all``),
+    so the columns line up from one screenful to the next; a wider cell after that is
+    cut with "…". The last column gets the rest of the line and wraps when
+    ``wrap_last`` (lists, reasons); otherwise it is cut too."""
+    from rich.table import Table
+    from rich.text import Text
+
+    screen = console()
+    page = max(screen.height - 2, 10)
+    rows = iter(rows)
+    head = list(rows) if measure_all else list(islice(rows, page))
+    if not head:
+        return 0
+    widths = [
+        max(_width(str(header)), *(_width(_flat(cells[i])) for cells, _ in head))
+        for i, header in enumerate(headers)
+    ]
+    # rich puts two spaces between columns (box=None, no edge padding).
+    room = screen.width - sum(widths[:-1]) - 2 * (len(widths) - 1)
+    widths[-1] = max(min(widths[-1], room) if measure_all else room, min(widths[-1], 10))
+    count = 0
+    pending = chain(head, rows)
+    while part := list(islice(pending, page)):
+        grid = Table(box=None, header_style="bold", pad_edge=False, show_header=not count)
+        for i, header in enumerate(headers):
+            grid.add_column(
+                header,
+                width=widths[i],
+                justify=justify[i] if i < len(justify) else "left",
+                no_wrap=not (wrap_last and i == len(headers) - 1),
+            )
+        for cells, style in part:
+            grid.add_row(*(Text(value) for value in cells), style=style)
+        screen.print(grid)
+        count += len(part)
+    return count
 
 
 def rows_table(
@@ -174,23 +313,15 @@ def rows_table(
     style: Callable[[dict[str, Any]], str | None] = lambda row: None,
 ) -> None:
     """Rows as a table, one column per (key, header); ``empty`` when there are none.
-    A terminal gets a rich table; a pipe or a file plain rows (``plain_table``)."""
-    if not rows:
+    A terminal gets a rich table; a pipe or a file plain rows (``plain_rows``)."""
+    shown = table(
+        [header for _, header in columns],
+        (([cell(key, row.get(key)) for key, _ in columns], style(row)) for row in rows),
+        measure_all=True,
+        wrap_last=True,
+    )
+    if not shown:
         note(empty)
-        return
-    if plain():
-        plain_table(
-            [header for _, header in columns],
-            ([cell(key, row.get(key)) for key, _ in columns] for row in rows),
-        )
-        return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for index, (_, header) in enumerate(columns):
-        # The last column may wrap (lists, reasons); the others stay whole.
-        table.add_column(header, no_wrap=index < len(columns) - 1)
-    for row in rows:
-        table.add_row(*(cell(key, row.get(key)) for key, _ in columns), style=style(row))
-    console().print(table)
 
 
 def answer(
@@ -237,38 +368,35 @@ def where_summary(summary: Sequence[dict[str, Any]]) -> None:
 
 
 FACT_COLUMNS = ("pos", "occurred (UTC)", "env", "kind", "host", "service", "detail")
+FACT_JUSTIFY: tuple[Justify, ...] = ("right",)
 
 
-def _fact_row(fact: StoredFact) -> list[Text]:
+def _fact_row(fact: StoredFact) -> Row:
     event = fact.event
-    # Names and reasons come from producers: never read them as rich markup.
-    return [
-        Text(str(fact.position)),
-        Text(when(event["occurred_at"])),
-        Text(event["env"]),
-        Text(event["kind"]),
-        Text(event.get("host") or ""),
-        Text(event.get("service") or ""),
-        Text(_detail(event)),
+    kind = event["kind"]
+    cells = [
+        str(fact.position),
+        when(event["occurred_at"]),
+        event["env"],
+        kind,
+        event.get("host") or "",
+        event.get("service") or "",
+        _detail(event),
     ]
+    return cells, "red" if failed_kind(kind) else None
 
 
-def facts_table(facts: list[StoredFact], *, matching: int) -> None:
-    if not facts:
+def facts_table(facts: Iterable[StoredFact], *, matching: int | None = None) -> None:
+    """Facts as they are read, one row each; ``matching`` is how many matched when
+    ``facts`` holds only the last of them."""
+    # The last N are in memory already: their columns can be measured whole.
+    shown = table(
+        FACT_COLUMNS, map(_fact_row, facts), measure_all=matching is not None, justify=FACT_JUSTIFY
+    )
+    if not shown:
         note("no events match")
-        return
-    if plain():
-        plain_table(FACT_COLUMNS, map(_fact_row, facts))
-    else:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        for column in FACT_COLUMNS:
-            table.add_column(column, justify="right" if column == "pos" else "left", no_wrap=True)
-        for fact in facts:
-            style = "red" if failed_kind(fact.event["kind"]) else None
-            table.add_row(*_fact_row(fact), style=style)
-        console().print(table)
-    if matching > len(facts):
-        note(f"showing the last {len(facts)} of {matching} matching events; --limit 0 shows all")
+    elif matching is not None and matching > shown:
+        note(f"showing the last {shown} of {matching} matching events; --limit 0 shows all")
 
 
 def appended(result: Appended, kind: str) -> None:
@@ -318,27 +446,23 @@ def summary_view(summary: LedgerSummary, result: Verification, where: str) -> No
     columns = ("env", "hosts", "services", "generations", "completed", "failed", "rollbacks",
                "failed activations")  # fmt: skip
     rows = [
-        [
-            Text(name),
-            Text(str(len(env.hosts))),
-            Text(str(len(env.services))),
-            Text(str(env.generations)),
-            Text(str(env.completed)),
-            Text(str(env.failed)),
-            Text(str(env.rollbacks)),
-            Text(str(env.failed_activations)),
-        ]
+        (
+            [
+                name,
+                str(len(env.hosts)),
+                str(len(env.services)),
+                str(env.generations),
+                str(env.completed),
+                str(env.failed),
+                str(env.rollbacks),
+                str(env.failed_activations),
+            ],
+            None,
+        )
         for name, env in sorted(summary.envs.items())
     ]
-    if plain():
-        plain_table(columns, rows)
-    else:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        for column in columns:
-            table.add_column(column, justify="left" if column == "env" else "right")
-        for row in rows:
-            table.add_row(*row)
-        console().print(table)
+    right: list[Justify] = ["right"] * (len(columns) - 1)
+    table(columns, rows, measure_all=True, justify=["left", *right])
     if result.intact:
         console().print(f"  verify: [green]intact[/green] (head hash {result.head_hash[:16]}…)")
     else:

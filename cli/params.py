@@ -49,3 +49,7 @@ def default_actor() -> str:
         return f"{getpass.getuser()}@{socket.gethostname()}"
     except (KeyError, OSError):
         return "cli"
+
+
+env_option = click.option("--env", help="Only this environment (e.g. production).")
+json_option = click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")

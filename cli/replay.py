@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from cli import output
-from cli.fleet import TOPOLOGY_COLUMNS, env_option, json_option
-from cli.params import timestamp
+from cli.fleet import TOPOLOGY_COLUMNS
+from cli.params import env_option, json_option, timestamp
 from cli.session import Session, pass_session
 from projections import queries
 from projections.replay import ReplayPoint, as_recorded_at, before_next_generation, replayed
@@ -114,7 +113,8 @@ def _show(answer: dict[str, Any], point: ReplayPoint, host: str | None) -> None:
     show = output.console().print
     if point.generation is not None:
         show(
-            f"[bold]{escape(point.env or '')} as generation {point.generation} left it[/bold] "
+            f"[bold]{output.escape(point.env or '')} as generation {point.generation} "
+            "left it[/bold] "
             f"(replayed {answer['point']['replayed_events']} events: positions 1 to "
             f"{point.until})"
         )

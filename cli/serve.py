@@ -10,7 +10,6 @@ import socket
 import threading
 
 import click
-from rich.markup import escape
 
 from api.tokens import ROLES, create_tables, create_token, revoke_token, tokens
 from cli import output
@@ -186,7 +185,7 @@ def token_create(session: Session, name: str, role: str, by: str, as_json: bool)
         output.print_json({"name": name, "role": role, "token": secret})
         return
     output.console().print(
-        f"Created {role} token {escape(name)}. Its secret, shown only now:\n{secret}",
+        f"Created {role} token {output.escape(name)}. Its secret, shown only now:\n{secret}",
         soft_wrap=True,
     )
 
@@ -229,4 +228,4 @@ def token_revoke(session: Session, name: str, by: str) -> None:
     store = session.open_views().recorder
     create_tables(store)
     revoked = revoke_token(store, name, by=by)
-    output.console().print(f"Revoked {revoked.role} token {escape(name)}.")
+    output.console().print(f"Revoked {revoked.role} token {output.escape(name)}.")

@@ -4,18 +4,20 @@ show tracebacks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
-from cli import output
-from ledger.application import Ledger
-from ledger.store import locate
-from projections.runner import Views
+if TYPE_CHECKING:
+    from ledger.application import Ledger
+    from projections.runner import Views
 
 CATCH_UP_BAR = 5_000
 """Show a progress bar when a query first has to bring the views this far forward."""
 
 
+# The ledger and the views are imported when a command opens them, not when `ledger`
+# starts: `ledger --help`, `--version` and `X --help` need neither.
 @dataclass
 class Session:
     url: str
@@ -23,9 +25,15 @@ class Session:
     views_url: str | None = None
 
     def open(self, *, create: bool = False) -> Ledger:
+        from ledger.application import Ledger
+        from ledger.store import locate
+
         return Ledger(locate(self.url), create=create)
 
     def open_views(self, ledger: Ledger | None = None) -> Views:
+        from ledger.store import locate
+        from projections.runner import Views
+
         ledger = ledger or self.open()
         return Views(ledger, locate(self.views_url) if self.views_url else None)
 
@@ -33,6 +41,8 @@ class Session:
         """The views, ready to answer: brought up to date first when they are embedded
         (SQLite); otherwise as the runner (`ledger project --follow`) left them, with a
         warning when they are behind."""
+        from cli import output
+
         views = self.open_views()
         if views.embedded:
             lag = views.lag()

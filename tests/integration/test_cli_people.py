@@ -4,18 +4,22 @@ alerts` before any collector ran, kinds in either spelling, tables in pipes, and
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from rich.console import Console
 
+from cli import output
 from cli.main import root
-from ledger.application import Ledger
+from ledger.application import Ledger, StoredFact
 from tests.services.slack import (
     Clock,
     SlackStandIn,
@@ -294,6 +298,88 @@ def test_log_notes_go_to_stderr_in_a_pipe(big: Ledger) -> None:
     nothing = cli(big, "log", "--host", "nowhere")
     assert nothing.stdout == ""
     assert "no events match" in nothing.stderr
+
+
+# --- long answers: rows written as they are read ------------------------------------
+
+
+def fact(position: int, host: str = "web-1") -> StoredFact:
+    event = {"kind": "activation_completed", "env": "production", "host": host,
+             "service": "api", "occurred_at": "2026-01-05T09:08:37Z", "generation": 1}  # fmt: skip
+    return StoredFact(position, event, prev_hash="", hash="")
+
+
+def test_a_pipe_gets_the_first_rows_before_the_rest_are_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`ledger log --limit 0 | …` on a long ledger: rows reach the pipe as they are read,
+    the table is never built whole first."""
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    total = output.PLAIN_MEASURED_ROWS + 500
+    seen_while_reading: list[int] = []
+
+    def facts() -> Iterator[StoredFact]:
+        for position in range(1, total + 1):
+            if position == total:
+                seen_while_reading.append(out.getvalue().count("\n"))
+            yield fact(position)
+
+    output.facts_table(facts())
+    assert seen_while_reading[0] >= 1 + output.PLAIN_MEASURED_ROWS
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 + total
+    assert [line.split()[0] for line in lines[1:]] == [str(p) for p in range(1, total + 1)]
+
+
+def test_a_wider_cell_after_the_measured_rows_widens_its_column_from_there_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    rows = [["a", "x", "1"], ["bb", "y", "2"], ["a-much-wider-cell", "z", "3"], ["c", "w", "4"]]
+    assert output.plain_rows(["h1", "h2", "h3"], rows, measure=2) == 4
+    assert out.getvalue().splitlines() == [
+        "h1  h2  h3",
+        "a   x   1",
+        "bb  y   2",
+        "a-much-wider-cell  z   3",
+        "c                  w   4",
+    ]
+
+
+def terminal(monkeypatch: pytest.MonkeyPatch, *, height: int) -> Console:
+    screen = Console(file=io.StringIO(), force_terminal=True, color_system=None, width=100,
+                     height=height)  # fmt: skip
+    monkeypatch.setattr(output, "console", lambda: screen)
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # a terminal by rich's rules, not isatty's
+    return screen
+
+
+def test_a_terminal_gets_the_first_screen_before_the_rest_are_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    screen = terminal(monkeypatch, height=20)
+    page = 20 - 2
+    shown_while_reading: list[str] = []
+
+    def facts() -> Iterator[StoredFact]:
+        for position in range(1, 5 * page + 1):
+            if position == page + 1:
+                shown_while_reading.append(screen.file.getvalue())  # type: ignore[attr-defined]
+            # A host name wider than the first screen's: cut, never pushing columns right.
+            yield fact(position, host="web-1" if position <= page else "web-" + "9" * 30)
+
+    output.facts_table(facts())
+    first = shown_while_reading[0].splitlines()
+    assert len(first) == 1 + page, "the header and a screenful, before row page+1 was read"
+    lines = screen.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 1 + 5 * page, "one header, then every row"
+    assert lines[0].split() == ["pos", "occurred", "(UTC)", "env", "kind", "host", "service",
+                                "detail"]  # fmt: skip
+    service = lines[0].index("service")
+    assert all(line[service:].startswith("api ") for line in lines[1:]), "columns line up"
+    assert "  web-…  api" in lines[-1], "cut where its column ends"
 
 
 # --- ledger serve on a taken port ----------------------------------------------------
