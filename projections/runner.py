@@ -23,7 +23,6 @@ from itertools import takewhile
 from typing import Any, cast
 
 import orjson
-import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     Notification,
@@ -59,6 +58,15 @@ COMMIT_SECONDS = 1.0
 MAX_RACES = 50
 
 Progress = Callable[[int], None]
+
+
+def _rolled_back(error: OperationalError) -> bool:
+    """Whether PostgreSQL rolled the transaction back for a clash with another one."""
+    import psycopg  # here: SQLite commands need not load it
+
+    return isinstance(
+        error.__cause__, psycopg.errors.TransactionRollback | psycopg.errors.DeadlockDetected
+    )
 
 
 @dataclass(frozen=True)
@@ -203,11 +211,7 @@ class Views:
                 # SQLite: another connection held the write lock when this one wanted
                 # it; PostgreSQL: two runners deadlocked. Either way, try again. A
                 # database that cannot be reached is for the caller to wait out.
-                rolled_back = isinstance(
-                    error.__cause__,
-                    psycopg.errors.TransactionRollback | psycopg.errors.DeadlockDetected,
-                )
-                if self.recorder.postgres and not rolled_back:
+                if self.recorder.postgres and not _rolled_back(error):
                     raise
             time.sleep(0.05)
         self._run(self.positions(), progress, read, stop)

@@ -18,13 +18,11 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
 from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
-from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
-from psycopg.rows import tuple_row
 
 from ledger.store import StoreLocation
 
@@ -173,7 +171,12 @@ class Tx:
         """Rows as plain tuples: for large results, where building dicts would cost."""
         raw: Any = self.cursor if self.postgres else self.cursor.sqlite_cursor  # type: ignore[attr-defined]
         saved = raw.row_factory
-        raw.row_factory = tuple_row if self.postgres else None
+        if self.postgres:
+            from psycopg.rows import tuple_row
+
+            raw.row_factory = tuple_row
+        else:
+            raw.row_factory = None
         try:
             raw.execute(self.sql(text), tuple(params))
             return list(raw.fetchall())
@@ -208,32 +211,14 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
         tx.execute("DELETE FROM tracking WHERE application_name = ?", (application_name,))
 
 
-class PostgresViewRecorder(PostgresTrackingRecorder):
-    postgres = True
+if TYPE_CHECKING:
+    from projections.postgres import PostgresViewRecorder
 
-    @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Tx]:
-        with self.datastore.transaction(commit=commit) as c:
-            if self.datastore.schema:
-                c.execute(f'SET LOCAL search_path TO "{self.datastore.schema}"')
-            if commit:
-                # Views look up state by key (host, build, service). While a view fills
-                # up its statistics lag behind (a rebuild starts from empty tables), and
-                # the planner would scan whole tables it believes tiny: keep to indexes.
-                c.execute("SET LOCAL enable_seqscan = off")
-            yield Tx(cast(Cursor, c), postgres=True)
-
-    def track(self, tx: Tx, tracking: Tracking) -> None:
-        self._insert_tracking(cast(Any, tx.cursor), tracking)
-
-    def forget(self, tx: Tx, application_name: str) -> None:
-        tx.execute(
-            f"DELETE FROM {self.tracking_table_name} WHERE application_name = ?",
-            (application_name,),
-        )
-
-
-AnyViewRecorder = SQLiteViewRecorder | PostgresViewRecorder
+    AnyViewRecorder: TypeAlias = SQLiteViewRecorder | PostgresViewRecorder
+else:
+    # At run time only a generic parameter (``View(Projection[AnyViewRecorder])``):
+    # naming the PostgreSQL class here would import psycopg into every SQLite command.
+    AnyViewRecorder = TrackingRecorder
 
 
 def open_views(location: StoreLocation) -> AnyViewRecorder:
@@ -245,8 +230,10 @@ def open_views(location: StoreLocation) -> AnyViewRecorder:
     }
     settings.pop("APPLICATION_RECORDER_TOPIC", None)
     factory = InfrastructureFactory.construct(Environment("ledger_views", settings))
-    recorder_class: type[TrackingRecorder] = (
-        PostgresViewRecorder if location.backend == "postgres" else SQLiteViewRecorder
-    )
+    recorder_class: type[TrackingRecorder] = SQLiteViewRecorder
+    if location.backend == "postgres":
+        from projections.postgres import PostgresViewRecorder
+
+        recorder_class = PostgresViewRecorder
     recorder = factory.tracking_recorder(cast(Any, recorder_class))
     return cast(AnyViewRecorder, recorder)

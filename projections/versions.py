@@ -82,13 +82,13 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeAlias
-
-from univers import versions as univers_versions
-from univers.nuget import InvalidNuGetVersion
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from ledger.ecosystems import NIX
 from ledger.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from univers import versions as univers_versions
 
 MAX_VERSION_LENGTH = 200
 
@@ -106,25 +106,36 @@ _EMPTY: _ComponentKey = (1,)
 _WORD = 2
 _NUMBER = 3
 
-_NATIVE_VERSIONS: dict[str, type[univers_versions.Version]] = {
-    "alpm": univers_versions.ArchLinuxVersion,
-    "apk": univers_versions.AlpineLinuxVersion,
-    "cargo": univers_versions.SemverVersion,
-    "composer": univers_versions.ComposerVersion,
-    "conan": univers_versions.ConanVersion,
-    "deb": univers_versions.DebianVersion,
-    "gem": univers_versions.RubygemsVersion,
-    "golang": univers_versions.GolangVersion,
-    "hex": univers_versions.SemverVersion,
-    "maven": univers_versions.MavenVersion,
-    "npm": univers_versions.SemverVersion,
-    "nuget": univers_versions.NugetVersion,
-    "pypi": univers_versions.PypiVersion,
-    "rpm": univers_versions.RpmVersion,
-}
-"""The ecosystems (purl types) with an order of their own, and univers' class for it."""
 
-NATIVE_ORDER_ECOSYSTEMS = frozenset(_NATIVE_VERSIONS)
+@functools.cache
+def native_versions() -> dict[str, type[univers_versions.Version]]:
+    """The ecosystems (purl types) with an order of their own, and univers' class for
+    it. (univers is imported on first use: it takes ~45 ms, and Nix needs none of it.)"""
+    from univers import versions as univers_versions
+
+    return {
+        "alpm": univers_versions.ArchLinuxVersion,
+        "apk": univers_versions.AlpineLinuxVersion,
+        "cargo": univers_versions.SemverVersion,
+        "composer": univers_versions.ComposerVersion,
+        "conan": univers_versions.ConanVersion,
+        "deb": univers_versions.DebianVersion,
+        "gem": univers_versions.RubygemsVersion,
+        "golang": univers_versions.GolangVersion,
+        "hex": univers_versions.SemverVersion,
+        "maven": univers_versions.MavenVersion,
+        "npm": univers_versions.SemverVersion,
+        "nuget": univers_versions.NugetVersion,
+        "pypi": univers_versions.PypiVersion,
+        "rpm": univers_versions.RpmVersion,
+    }
+
+
+NATIVE_ORDER_ECOSYSTEMS = frozenset(
+    {"alpm", "apk", "cargo", "composer", "conan", "deb", "gem", "golang", "hex", "maven",
+     "npm", "nuget", "pypi", "rpm"}
+)  # fmt: skip
+"""The keys of ``native_versions()``, known without importing univers (a test checks)."""
 
 _SEMVER_ECOSYSTEMS = frozenset({"cargo", "composer", "golang", "hex", "npm"})
 
@@ -178,11 +189,13 @@ def _nix_compare(a: str, b: str) -> int:
 @functools.lru_cache(maxsize=4096)
 def _native_version(ecosystem: str, version: str) -> univers_versions.Version | None:
     """``version`` read by ``ecosystem``'s own rules, or None when they do not apply."""
-    version_class = _NATIVE_VERSIONS.get(ecosystem)
+    version_class = native_versions().get(ecosystem)
     if version_class is None:
         return None
     if ecosystem in _SEMVER_ECOSYSTEMS:
         version = version.partition("+")[0]
+    from univers.nuget import InvalidNuGetVersion
+
     try:
         native = version_class(version)
     except (ValueError, TypeError, InvalidNuGetVersion):

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 from ledger.errors import InvalidInput
 from projections.versions import (
+    NATIVE_ORDER_ECOSYSTEMS,
     NIX_INT_MAX,
     VersionRange,
     compare_versions,
+    native_versions,
     parse_range,
     version_key,
     version_matches,
@@ -639,3 +641,9 @@ def test_version_matches_needs_both_when_both_are_given() -> None:
 def test_version_matches_anything_without_a_filter() -> None:
     assert version_matches("", exact=None, range_=None)
     assert version_matches("whatever-1", exact=None, range_=None)
+
+
+def test_the_ecosystems_with_their_own_order_are_those_univers_is_asked_for() -> None:
+    """NATIVE_ORDER_ECOSYSTEMS is written out so that importing the module does not load
+    univers; it must name exactly the ecosystems ``native_versions`` maps."""
+    assert frozenset(native_versions()) == NATIVE_ORDER_ECOSYSTEMS
