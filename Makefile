@@ -56,3 +56,8 @@ bench-kafka-ingest:
 .PHONY: bench-api
 bench-api:
 	.venv/bin/python -m bench.api
+
+# Start-up, a query on the demo and `log` into a pipe, against their baselines.
+.PHONY: bench-cli
+bench-cli:
+	.venv/bin/python -m bench.cli
