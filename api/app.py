@@ -6,7 +6,8 @@ create``), unless the server was started with ``--allow-anonymous-read``, which 
 requests without a token read (never write). Roles: ``reader`` reads, ``writer`` also
 appends events, ``admin`` also tags generations and plans rollbacks. Errors are JSON
 (``api.models.Error``) with a fitting status; never a stack trace. Parameters and bodies
-are checked at the edge (``api.params``): a bad one is a 422 naming it.
+are checked at the edge (``api.params``): a bad one is a 422 naming it. Read answers
+are kept per views position and carry an ETag (``api.answers``).
 """
 
 import asyncio
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 from uuid import uuid4
 
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -30,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import models
+from api.answers import MAX_BYTES, MAX_ENTRIES, AnswerCache, Answers
 from api.events import BodyTooLarge, EventsRefused, parse_body, read_body
 from api.params import (
     MAX_NUMBER,
@@ -79,6 +82,10 @@ class ServerSettings:
     stream_interval: float = 0.25
     auth_cache_seconds: float = AUTH_CACHE_SECONDS
     """How long a token check is remembered: a revoked token stops working after it."""
+    cache_entries: int = MAX_ENTRIES
+    """Read answers kept in memory (per server process; see ``api.answers``)."""
+    cache_bytes: int = MAX_BYTES
+    """Their bytes at most."""
 
 
 class ApiError(Exception):
@@ -123,6 +130,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     broadcaster = Broadcaster(views, project=settings.project, interval=settings.stream_interval)
     auth_cache = AuthCache(settings.auth_cache_seconds)
+    answers = Answers(views, AnswerCache(settings.cache_entries, settings.cache_bytes))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -217,12 +225,14 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         """A page: ``items`` from ``offset`` on, of ``total``."""
         end = offset + limit
-        # Relative (path and query), so that it stays right behind a proxy or a prefix.
-        next_url = (
-            f"{request.url.path}?{request.url.include_query_params(offset=end, limit=limit).query}"
-            if end < total
-            else None
+        # Relative (path and query), so that it stays right behind a proxy or a prefix;
+        # the other parameters sorted, so that the answer (kept per question, in any
+        # order: ``api.answers``) does not depend on the order the caller wrote them in.
+        others = sorted(
+            (k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "limit")
         )
+        query = urlencode([*others, ("offset", end), ("limit", limit)])
+        next_url = f"{request.url.path}?{query}" if end < total else None
         return {"items": items, "total": total, "limit": limit, "offset": offset,
                 "next": next_url}  # fmt: skip
 
@@ -258,6 +268,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
                 "role": token.role, "token": token.name}  # fmt: skip
 
     @app.get("/api/topology", response_model=models.Page[models.Placement], tags=["views"])
+    @answers.validated
     def topology(
         request: Request, _: Reader, env: Env = None, limit: Limit = 100, offset: Offset = 0
     ) -> dict[str, Any]:
@@ -265,6 +276,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         return page(request, queries.topology(views, env), limit, offset)
 
     @app.get("/api/hosts/{host}/manifest", response_model=list[models.HostService], tags=["views"])
+    @answers.validated
     def manifest(host: str, _: Reader, env: Env = None) -> list[dict[str, Any]]:
         """What a host runs: builds, closures and dependencies."""
         rows = queries.manifest(views, host, env)
@@ -276,6 +288,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         "/api/hosts/{host}/history", response_model=models.Page[models.HistoryEntry],
         tags=["views"],
     )  # fmt: skip
+    @answers.cached
     def history(
         request: Request, host: str, _: Reader, service: str | None = None, env: Env = None,
         limit: Limit = 100, offset: Offset = 0,
@@ -284,6 +297,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         return page(request, queries.history(views, host, service, env), limit, offset)
 
     @app.get("/api/generations", response_model=models.Page[models.Generation], tags=["views"])
+    @answers.cached
     def generations(
         request: Request, _: Reader, env: Env = None, limit: Limit = 100, offset: Offset = 0
     ) -> dict[str, Any]:
@@ -291,11 +305,13 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         return page(request, queries.generations(views, env), limit, offset)
 
     @app.get("/api/generations/tree", response_model=list[models.GenerationNode], tags=["views"])
+    @answers.cached
     def generation_tree(_: Reader, env: Env = None) -> list[dict[str, Any]]:
         """The generations as a tree per environment: rollbacks and failures included."""
         return tree(queries.generations(views, env))
 
     @app.get("/api/generations/{number}", response_model=models.GenerationDetail, tags=["views"])
+    @answers.cached
     def generation(number: Number, _: Reader, env: Env = None) -> dict[str, Any]:
         """One generation with its desired manifest."""
         try:
@@ -304,6 +320,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
             raise invalid(error) from None
 
     @app.get("/api/diff", response_model=models.Diff, tags=["views"])
+    @answers.cached
     def diff(
         _: Reader,
         a: Annotated[
@@ -323,6 +340,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
             raise invalid(error) from None
 
     @app.get("/api/where", response_model=models.WhereAnswer, tags=["audit"])
+    @answers.cached
     def where(
         request: Request,
         _: Reader,
@@ -375,6 +393,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         return {**answer, "summary": summary, "placements": placements}
 
     @app.get("/api/failures", response_model=models.Page[models.Failure], tags=["audit"])
+    @answers.cached
     def failures(
         request: Request,
         _: Reader,
@@ -394,6 +413,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         return page(request, rows, limit, offset)
 
     @app.get("/api/drift", response_model=models.DriftAnswer, tags=["audit"])
+    @answers.cached
     def drift(
         request: Request, _: Reader, env: Env = None, host: str | None = None,
         limit: Limit = 100, offset: Offset = 0,
@@ -403,6 +423,7 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         return {"envs": report.envs, "problems": page(request, report.problems, limit, offset)}
 
     @app.get("/api/metrics", response_model=list[models.DeliveryMetrics], tags=["audit"])
+    @answers.cached
     def metrics(_: Reader, env: Env = None) -> list[dict[str, Any]]:
         """Delivery metrics per env and service: deployments, lead time, change failure
         rate, time to restore."""
