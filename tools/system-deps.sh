@@ -9,6 +9,7 @@ missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v nix-instantiate >/dev/null 2>&1 || missing="$missing nix-bin"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 if [ -z "$missing" ]; then
     exit 0
 fi
