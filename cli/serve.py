@@ -40,6 +40,14 @@ log = logging.getLogger("ledger.serve")
     help="Requests answered at once (the thread pool the queries run in; on PostgreSQL "
     "keep it within the connection pool, 15).",
 )  # fmt: skip
+@click.option(
+    "--cache-answers", type=click.IntRange(0), default=1024, show_default=True,
+    help="Read answers kept per views position (0: keep none; ETags still answer 304).",
+)  # fmt: skip
+@click.option(
+    "--cache-mib", type=click.IntRange(1), default=64, show_default=True,
+    help="Memory the kept answers may take, in MiB.",
+)  # fmt: skip
 @pass_session
 def serve(
     session: Session,
@@ -50,6 +58,8 @@ def serve(
     max_body: int,
     no_project: bool,
     threads: int,
+    cache_answers: int,
+    cache_mib: int,
 ) -> None:
     """Serve the HTTP API and the live dashboard.
 
@@ -79,8 +89,9 @@ def serve(
         raise
     create_tables(views.recorder)
     settings = ServerSettings(
-        allow_anonymous_read=allow_anonymous_read, max_body_bytes=max_body, project=not no_project
-    )
+        allow_anonymous_read=allow_anonymous_read, max_body_bytes=max_body,
+        project=not no_project, cache_entries=cache_answers, cache_bytes=cache_mib * 2**20,
+    )  # fmt: skip
     app = create_app(views, settings)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False,

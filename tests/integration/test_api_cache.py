@@ -194,6 +194,13 @@ def test_the_cache_is_bounded_least_recently_used_first_out() -> None:
     assert len(by_size) == 8
 
 
+def test_a_cache_of_no_answers_keeps_none() -> None:
+    """`ledger serve --cache-answers 0`."""
+    cache = AnswerCache(entries=0)
+    cache.put((("Ledger/v", 1),), key(1, "a"), answer_of(b"a"))
+    assert (len(cache), cache.bytes, cache.get(key(1, "a"))) == (0, 0, None)
+
+
 def test_a_move_of_the_views_drops_the_answers_kept_before() -> None:
     cache = AnswerCache()
     cache.put((("Ledger/v", 1),), key(1, "a"), answer_of(b"a"))
