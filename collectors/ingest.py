@@ -9,6 +9,14 @@ redelivered record harmless: the append skips events already stored. So a crash,
 rebalance or a failed commit can only make a worker see records again, never lose or
 double-store one.
 
+A worker is a pipeline of two stages: while one thread appends a batch, the worker's
+own thread (the only one that touches the consumer, which is not thread-safe) polls and
+validates the next. At most one batch is being appended at a time and batches
+are appended in the order they were polled, so a partition's records are stored in
+order; the next batch is handed over only after the previous one's append committed,
+and only then are that one's offsets committed. When an append fails, the worker
+seeks back to its first offsets (and those of the batch polled meanwhile).
+
 A record that can never be stored goes to the dead-letter topic, whatever the reason:
 not UTF-8, not JSON, not a valid event, any other error while decoding or validating
 it (a timestamp out of range, say), an ``event_id`` already stored with other content,
@@ -34,6 +42,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +71,11 @@ ERROR_HEADER = "error"
 MAX_CONFLICT_ROUNDS = 5
 BROKER_CHECK_EVERY = 2.0
 """Seconds between TCP checks of the bootstrap servers while polls bring nothing."""
+PIPELINED_POLL = 0.05
+"""Seconds a poll waits for records while a batch is being appended: the append's end,
+not new records, is what the worker waits for then."""
+
+Polled = dict[TopicPartition, list[Any]]
 
 
 @dataclass(frozen=True)
@@ -217,11 +231,17 @@ def dead_letter_headers(poison: Poison) -> list[tuple[str, bytes]]:
 
 
 class LogAssignments(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Says in the log which partitions a worker got (runs on the poll; does not block)."""
+    """Says in the log which partitions a worker got (runs on the poll), and before
+    they go, lets the batch being appended finish and commits its offsets, so that the
+    partitions' next owner does not read it again."""
+
+    def __init__(self, worker: IngestWorker) -> None:
+        self.worker = worker
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
             log.info("ingest: partitions revoked: %s", _names(revoked))
+        self.worker.settle()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("ingest: partitions assigned: %s", _names(assigned) or "none")
@@ -244,6 +264,9 @@ class IngestWorker:
         self.uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
         self.consumer: Any = None
         self.broker_checked = float("-inf")
+        self.pending: tuple[Polled, Future[None]] | None = None
+        """The batch being appended, by the appender thread."""
+        self.appender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-append")
         timeout_ms = int(settings.timeout * 1000)
         poll_ms = int(settings.max_poll_interval * 1000)
         try:
@@ -265,7 +288,7 @@ class IngestWorker:
             require_topics(
                 self.consumer, [settings.topic, settings.dead_letters], settings.bootstrap
             )
-            self.consumer.subscribe([settings.topic], listener=LogAssignments())
+            self.consumer.subscribe([settings.topic], listener=LogAssignments(self))
         except BaseException as error:
             self.close()
             if isinstance(error, KafkaError):
@@ -294,28 +317,58 @@ class IngestWorker:
         return True
 
     def step(self, poll_seconds: float = 1.0) -> bool:
-        """Poll a batch, store it, commit it; whether there was anything.
+        """Poll a batch while the previous one is appended; commit that one once its
+        append committed, then hand the new one to the appender; whether there was
+        anything to do.
 
-        Raises on a temporary failure, after seeking back to the batch's first offsets
-        so that the next step tries the same records again.
+        Raises on a temporary failure, after seeking back to the first offsets of the
+        batch that failed and of the one polled meanwhile, so that the next step tries
+        the same records again.
         """
         self.commit()  # a commit that failed earlier (Kafka was away) goes first
-        polled: dict[TopicPartition, list[Any]] = self.consumer.poll(
-            timeout_ms=int(poll_seconds * 1000), max_records=self.settings.batch
-        )
-        records = [r for tp in sorted(polled) for r in polled[tp]]
-        if not records:
-            self.check_broker()
-            return False
+        wait = poll_seconds if self.pending is None else min(poll_seconds, PIPELINED_POLL)
         try:
-            self.store(records)
+            polled: Polled = self.consumer.poll(
+                timeout_ms=int(wait * 1000), max_records=self.settings.batch
+            )
         except BaseException:
-            self.rewind(polled)
+            self.finish({})
+            raise
+        records = [r for tp in sorted(polled) for r in polled[tp]]
+        # Validated here, also while the previous batch is appended: the append spends
+        # much of its time waiting for the database, with the interpreter free.
+        results = [parse_record(record) for record in records]
+        busy = self.finish(polled)
+        if not records:
+            if not busy:
+                self.check_broker()
+            return busy
+        self.pending = (polled, self.appender.submit(self.store, records, results))
+        return True
+
+    def finish(self, polled_next: Polled) -> bool:
+        """Wait for the batch being appended and commit its offsets; whether there was
+        one. When its append failed, seek back to its first offsets and to those of
+        ``polled_next`` (polled meanwhile, not stored) and raise the append's error."""
+        if self.pending is None:
+            return False
+        polled, future = self.pending
+        self.pending = None
+        try:
+            future.result()
+        except BaseException:
+            self.rewind(polled, polled_next)
             raise
         for tp, batch in polled.items():
             self.uncommitted[tp] = OffsetAndMetadata(batch[-1].offset + 1, "", -1)
         self.commit()
         return True
+
+    def settle(self) -> None:
+        """Before partitions are taken away: let the batch being appended finish and
+        commit its offsets. A failed append is left for ``step`` to raise."""
+        if self.pending is not None and self.pending[1].exception() is None:
+            self.finish({})
 
     def check_broker(self) -> None:
         """Raise ``KafkaUnavailable`` with the cause when no bootstrap server answers.
@@ -331,12 +384,18 @@ class IngestWorker:
         self.broker_checked = now
         require_reachable(self.settings.bootstrap, timeout=1.0)
 
-    def store(self, records: Sequence[Any]) -> None:
-        """Append the valid records (one transaction), dead-letter the others."""
+    def store(
+        self, records: Sequence[Any], results: Sequence[Parsed | Poison] | None = None
+    ) -> None:
+        """Append the valid records (one transaction), dead-letter the others.
+
+        ``results`` are the records' ``parse_record`` results when validated already.
+        """
         parsed: list[Parsed] = []
         poison: list[Poison] = []
-        for record in records:
-            result = parse_record(record)
+        if results is None:
+            results = [parse_record(record) for record in records]
+        for result in results:
             if isinstance(result, Parsed):
                 parsed.append(result)
             else:
@@ -382,12 +441,17 @@ class IngestWorker:
             producer.close(timeout=0)
             raise
 
-    def rewind(self, polled: dict[TopicPartition, list[Any]]) -> None:
-        """Seek back to the first record of the batch, on the partitions still ours."""
+    def rewind(self, *polls: Polled) -> None:
+        """Seek back to the first record of these batches, on the partitions still ours."""
+        first: dict[TopicPartition, int] = {}
+        for polled in polls:
+            for tp, batch in polled.items():
+                if batch:
+                    first[tp] = min(first.get(tp, batch[0].offset), batch[0].offset)
         mine = self.assigned()
-        for tp, batch in polled.items():
+        for tp, offset in first.items():
             if tp in mine:
-                self.consumer.seek(tp, batch[0].offset)
+                self.consumer.seek(tp, offset)
 
     def commit(self) -> None:
         """Commit the offsets of stored batches. A failed commit is not an error: the
@@ -407,6 +471,13 @@ class IngestWorker:
             self.uncommitted = {tp: o for tp, o in offsets.items() if tp in mine}
 
     def close(self) -> None:
+        """Let the batch being appended finish (and commit it), then close."""
+        if self.pending is not None and self.consumer is not None:
+            try:
+                self.finish({})
+            except Exception as error:  # stopping: its records are read again next time
+                log.warning("ingest: the last batch was not stored (%s)", describe(error))
+        self.appender.shutdown(wait=True)
         if self.consumer is not None:
             consumer, self.consumer = self.consumer, None
             consumer.close(autocommit=False)

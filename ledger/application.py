@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -26,13 +26,14 @@ from eventsourcing.persistence import IntegrityError, Notification, Transcoder
 from ledger.chain import GENESIS, content_digest, entry_hash
 from ledger.domain import CHAIN_ID, ENTRY_CLASSES, TOPICS, LedgerEntry
 from ledger.errors import EventConflict, StoreNotInitialised, StoreUnavailable
-from ledger.events import TIMESTAMP, Envelope, GenerationPlanned, Source
+from ledger.events import TIMESTAMP, Envelope, Source
 from ledger.index import IndexedEvent, IndexRow, LedgerRecorder
 from ledger.store import StoreLocation
 from ledger.transcoder import LedgerTranscoder
 
 MAX_APPEND_ATTEMPTS = 100
 READ_BATCH = 500
+PLANNED = "generation_planned"
 
 T = TypeVar("T")
 
@@ -44,6 +45,48 @@ class Appended:
     event_id: UUID
     position: int
     new: bool
+
+
+class PreparedEvent(NamedTuple):
+    """A validated event in its documented JSON form, with what the append needs of it.
+
+    Built once per event (``prepare``): an ingest prepares each event in its validation
+    pass and keeps (or spools) this form, so the append pass neither parses nor
+    serialises the event again. ``data`` is never changed in place.
+    """
+
+    event_id: UUID
+    env: str
+    kind: str
+    number: int | None
+    """The generation number the producer gave (``generation_planned`` only)."""
+    data: dict[str, Any]
+    """``model_dump(mode="json")`` of the event."""
+    digest: str
+    """``content_digest(data)``: what tells a re-sent event from a clashing one."""
+
+
+def prepare(event: Envelope | PreparedEvent) -> PreparedEvent:
+    if isinstance(event, PreparedEvent):
+        return event
+    data = event.model_dump(mode="json")
+    kind = data["kind"]
+    number = data.get("number") if kind == PLANNED else None
+    return PreparedEvent(event.event_id, event.env, kind, number, data, content_digest(data))
+
+
+def prepared_from_json(data: dict[str, Any], digest: str | None = None) -> PreparedEvent:
+    """The prepared form of an event's JSON form that was validated earlier (``digest``
+    when it is known already)."""
+    kind = data["kind"]
+    return PreparedEvent(
+        UUID(data["event_id"]),
+        data["env"],
+        kind,
+        data.get("number") if kind == PLANNED else None,
+        data,
+        content_digest(data) if digest is None else digest,
+    )
 
 
 @dataclass(frozen=True)
@@ -114,19 +157,22 @@ class Ledger(Application[UUID]):
 
     # --- writing ----------------------------------------------------------------------
 
-    def append(self, events: Sequence[Envelope], *, source: Source = "cli") -> list[Appended]:
+    def append(
+        self, events: Sequence[Envelope | PreparedEvent], *, source: Source = "cli"
+    ) -> list[Appended]:
         """Append events in order, in one transaction; already stored ones are skipped.
 
         Raises ``EventConflict`` (and stores nothing) when an event id is stored with
         other content or a generation number is not the env's next one.
         """
+        prepared = [prepare(e) for e in events]
         for attempt in range(MAX_APPEND_ATTEMPTS):
             head_position, head_hash = self.head()
-            existing = self.store.lookup_event_ids(e.event_id for e in events)
-            planned_envs = [e.env for e in events if isinstance(e, GenerationPlanned)]
+            existing = self.store.lookup_event_ids(e.event_id for e in prepared)
+            planned_envs = [e.env for e in prepared if e.kind == PLANNED]
             last_generation = self.store.last_generations(planned_envs) if planned_envs else {}
             results, entries, rows, problems = self._plan(
-                events, existing, last_generation, head_position, head_hash, source
+                prepared, existing, last_generation, head_position, head_hash, source
             )
             if problems:
                 raise EventConflict("; ".join(p.message for p in problems))
@@ -144,30 +190,29 @@ class Ledger(Application[UUID]):
             "head of the chain; nothing of this batch was stored, retry it"
         )
 
-    def check(self, events: Sequence[Envelope], state: CheckState) -> list[Problem]:
+    def check(self, events: Sequence[Envelope | PreparedEvent], state: CheckState) -> list[Problem]:
         """What ``append`` would refuse in this batch, without writing anything.
 
         ``state`` carries generation numbers planned by earlier batches of the same input.
         """
-        existing = self.store.lookup_event_ids(e.event_id for e in events)
+        prepared = [prepare(e) for e in events]
+        existing = self.store.lookup_event_ids(e.event_id for e in prepared)
         new_envs = [
-            e.env
-            for e in events
-            if isinstance(e, GenerationPlanned) and e.env not in state.next_generation
+            e.env for e in prepared if e.kind == PLANNED and e.env not in state.next_generation
         ]
         if new_envs:
             for env, last in self.store.last_generations(new_envs).items():
                 state.next_generation[env] = last + 1
         last_generation = {env: n - 1 for env, n in state.next_generation.items()}
         _, _, _, problems = self._plan(
-            events, existing, last_generation, 0, GENESIS, "cli", dry_run=True
+            prepared, existing, last_generation, 0, GENESIS, "cli", dry_run=True
         )
         state.next_generation.update({env: n + 1 for env, n in last_generation.items()})
         return problems
 
     def _plan(
         self,
-        events: Sequence[Envelope],
+        events: Sequence[PreparedEvent],
         existing: dict[UUID, IndexedEvent],
         last_generation: dict[str, int],
         head_position: int,
@@ -186,15 +231,14 @@ class Ledger(Application[UUID]):
         entries: list[LedgerEntry] = []
         rows: list[IndexRow] = []
         problems: list[Problem] = []
-        seen: dict[UUID, tuple[int, Envelope]] = {}
+        seen: dict[UUID, tuple[int, str]] = {}
         position, prev_hash = head_position, head_hash
         for index, event in enumerate(events):
             earlier = existing.get(event.event_id)
             if earlier is None and event.event_id in seen:
-                seen_position, first = seen[event.event_id]
-                earlier = IndexedEvent(seen_position, _digest(first))
+                earlier = IndexedEvent(*seen[event.event_id])
             if earlier is not None:
-                if earlier.digest != _digest(event):
+                if earlier.digest != event.digest:
                     problems.append(
                         Problem(
                             index,
@@ -205,7 +249,7 @@ class Ledger(Application[UUID]):
                 results.append(Appended(event.event_id, earlier.position, new=False))
                 continue
             planned: int | None = None
-            if isinstance(event, GenerationPlanned):
+            if event.kind == PLANNED:
                 planned = last_generation.get(event.env, 0) + 1
                 if event.number not in (None, planned):
                     problems.append(
@@ -218,11 +262,11 @@ class Ledger(Application[UUID]):
                     continue
                 last_generation[event.env] = planned
             position += 1
-            seen[event.event_id] = (position, event)
+            seen[event.event_id] = (position, event.digest)
             results.append(Appended(event.event_id, position, new=True))
             if dry_run:
                 continue
-            data = event.model_dump(mode="json")
+            data = dict(event.data)  # the prepared form may be appended again (a retry)
             if data["recorded_at"] is None:
                 data["recorded_at"] = now
             if data["source"] is None:
@@ -231,7 +275,7 @@ class Ledger(Application[UUID]):
                 data["number"] = planned
             entry_digest = entry_hash(position, prev_hash, data)
             entries.append(
-                ENTRY_CLASSES[data["kind"]](
+                ENTRY_CLASSES[event.kind](
                     originator_id=CHAIN_ID,
                     originator_version=position,
                     timestamp=datetime.fromisoformat(data["recorded_at"]),
@@ -241,9 +285,7 @@ class Ledger(Application[UUID]):
                 )
             )
             rows.append(
-                IndexRow(
-                    event.event_id, position, event.env, data["kind"], planned, content_digest(data)
-                )
+                IndexRow(event.event_id, position, event.env, event.kind, planned, event.digest)
             )
             prev_hash = entry_digest
         return results, entries, rows, problems
@@ -413,7 +455,7 @@ class BatchTotals:
 
 def append_in_batches(
     ledger: Ledger,
-    batches: Iterable[Sequence[tuple[int, Envelope]]],
+    batches: Iterable[Sequence[tuple[int, Envelope | PreparedEvent]]],
     *,
     source: Source,
     unit: str = "lines",
@@ -478,7 +520,3 @@ def _index_fields(row: IndexRow, event: dict[str, Any]) -> list[tuple[str, Any, 
         ),
         ("content digest", row.digest, content_digest(event)),
     ]
-
-
-def _digest(event: Envelope) -> str:
-    return content_digest(event.model_dump(mode="json"))

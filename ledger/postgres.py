@@ -5,6 +5,13 @@ See ``ledger.sqlite`` for what the index is for. Here the index rows are inserte
 library's pre-insert hook, in the same transaction as the events (before the library's
 ``LOCK TABLE … IN EXCLUSIVE MODE``); rows are sorted by event id so that two writers
 racing on overlapping batches wait for each other instead of deadlocking.
+
+Both tables are written with binary ``COPY`` rather than the library's ``INSERT …
+SELECT FROM unnest(composite[])``: psycopg builds that array parameter in Python, text
+escaping every event's bytes, which cost more than the database's own work. The
+library's protocol is kept statement for statement: lock the events table, notify,
+insert, then read back the new rows' notification ids (the lock makes them the only
+ones above the largest id before the insert), all in one transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +25,12 @@ from typing import Any, cast
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -109,14 +121,26 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
             ]
         self.sql_create_statements += [SQL(s).format(**names) for s in statements]
-        # One statement with array parameters rather than executemany, which psycopg
-        # runs in pipeline mode.
-        self._insert_index = SQL(
-            "INSERT INTO {schema}.{index} SELECT * FROM unnest("
-            "%s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[])"
+        self._copy_index = SQL(
+            "COPY {schema}.{index} (event_id, position, env, kind, planned_generation, digest) "
+            "FROM STDIN (FORMAT BINARY)"
         ).format(**names)
+        self._copy_events = SQL(
+            "COPY {schema}.{events} (originator_id, originator_version, topic, state) "
+            "FROM STDIN (FORMAT BINARY)"
+        ).format(**names)
+        self._event_types = [self.datastore.originator_id_type, "int8", "text", "bytea"]
+        self._max_notification_id = SQL(
+            "SELECT MAX(notification_id) AS last FROM {schema}.{events}"
+        ).format(**names)
+        self._new_notification_ids = SQL(
+            "SELECT notification_id FROM {schema}.{events} WHERE notification_id > %s "
+            "ORDER BY notification_id"
+        ).format(**names)
+        # Ids as one text array literal: psycopg dumps a list of UUIDs item by item.
         self._select_ids = SQL(
-            "SELECT event_id, position, digest FROM {schema}.{index} WHERE event_id = ANY(%s)"
+            "SELECT event_id, position, digest FROM {schema}.{index} "
+            "WHERE event_id = ANY(%s::uuid[])"
         ).format(**names)
         self._select_generation = SQL(
             "SELECT env, MAX(planned_generation) AS last FROM {schema}.{index} "
@@ -163,7 +187,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def _insert_once(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """The library's insert, without pipeline mode.
+        """The library's insert, without pipeline mode, with ``COPY`` (module docstring).
 
         In pipeline mode (what the library uses) psycopg 3.3 hangs when one batch carries
         more than about a megabyte — a few build events with large closures are enough:
@@ -179,8 +203,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             conn.cursor() as curs,
         ):
             self._insert_events(curs, stored_events, **kwargs)
-            self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            # Under the lock no other transaction inserts events: the ids above the
+            # largest one now are this COPY's, assigned in row order.
+            curs.execute(self._max_notification_id)
+            row = curs.fetchone()
+            before = int(row["last"] or 0) if row else 0
+            with curs.copy(self._copy_events) as copy:
+                copy.set_types(self._event_types)
+                for s in stored_events:
+                    copy.write_row((s.originator_id, s.originator_version, s.topic, s.state))
+            curs.execute(self._new_notification_ids, (before,))
+            ids = [int(r["notification_id"]) for r in curs.fetchall()]
+            if len(ids) != len(stored_events):
+                raise ProgrammingError(
+                    f"expected {len(stored_events)} new notification ids, found {len(ids)}"
+                )
+            return ids
 
     def _insert_events(
         self,
@@ -191,8 +231,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         **_: Any,
     ) -> None:
         if index_rows:
-            columns = list(zip(*sorted(index_rows, key=lambda r: r.event_id), strict=True))
-            curs.execute(self._insert_index, [list(column) for column in columns])
+            with curs.copy(self._copy_index) as copy:
+                copy.set_types(["uuid", "int8", "text", "text", "int8", "text"])
+                for row in sorted(index_rows, key=lambda r: r.event_id):
+                    copy.write_row(row)
 
     def has_tables(self) -> bool:
         schema = self.datastore.schema
@@ -206,7 +248,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def lookup_event_ids(self, event_ids: Iterable[UUID]) -> dict[UUID, IndexedEvent]:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._select_ids, (list(event_ids),))
+            curs.execute(self._select_ids, ("{" + ",".join(map(str, event_ids)) + "}",))
             return {
                 row["event_id"]: IndexedEvent(position=row["position"], digest=row["digest"])
                 for row in curs.fetchall()

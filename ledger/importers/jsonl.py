@@ -1,32 +1,43 @@
 """JSON Lines ingest: one event per line, all-or-nothing validation, batched appends.
 
 An ingest makes two passes. The first validates every line (schema, event-id clashes
-with what is stored, generation numbers) and collects every error with its line number;
-if there is any, the whole file is refused and nothing is stored. The second appends
-in batches. Small inputs keep their parsed events between the passes; large ones are
-parsed again so memory stays bounded whatever the file size. Standard input is spooled
-to a temporary file so it can be read twice.
+with what is stored, generation numbers), collects every error with its line number, and
+prepares each valid event for the append (its JSON form and content digest, see
+``ledger.application.PreparedEvent``); if any line is invalid, the whole file is refused
+and nothing is stored. The second pass appends the prepared events in batches, one
+transaction each. Small inputs keep them in memory between the passes; large ones spool
+them, a batch per line, to a temporary file, so memory stays bounded whatever the file
+size, the input is read (and parsed) once, and what is appended is exactly what was
+validated even if the input changes meanwhile. Standard input is read once, like a file.
 """
 
 from __future__ import annotations
 
 import codecs
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
+import orjson
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from ledger.application import CheckState, Ledger, append_in_batches
+from ledger.application import (
+    CheckState,
+    Ledger,
+    PreparedEvent,
+    append_in_batches,
+    prepare,
+    prepared_from_json,
+)
 from ledger.errors import InvalidInput
-from ledger.events import Envelope, LedgerEvent, Source, describe_error, parse_event
+from ledger.events import LedgerEvent, Source, describe_error, parse_event
 
 BATCH_SIZE = 1000
 KEEP_PARSED_BYTES = 32 * 1024 * 1024
-"""Inputs up to this size keep their parsed events between the two passes."""
+"""Inputs up to this size keep their prepared events in memory between the two passes;
+larger ones spool them to a temporary file."""
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """A batch (one transaction) holds at most this much input, however large its events."""
 MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -153,14 +164,18 @@ def _lines(stream: IO[bytes], progress: Progress | None) -> Iterator[tuple[int, 
             yield number, stripped
 
 
+Batch = list[tuple[int, PreparedEvent]]
+"""Prepared events with their line numbers."""
+
+
 def _batches(
     stream: IO[bytes],
     batch_size: int,
     progress: Progress | None,
     on_error: Callable[[list[LineError]], None],
-) -> Iterator[list[tuple[int, Envelope]]]:
-    """Parsed events with their line numbers, in batches bounded by count and bytes."""
-    batch: list[tuple[int, Envelope]] = []
+) -> Iterator[Batch]:
+    """Prepared events with their line numbers, in batches bounded by count and bytes."""
+    batch: Batch = []
     size = 0
     for number, raw in _lines(stream, progress):
         if raw is None:
@@ -170,7 +185,7 @@ def _batches(
         if isinstance(parsed, list):
             on_error(parsed)
             continue
-        batch.append((number, parsed))
+        batch.append((number, prepare(parsed)))
         size += len(raw)
         if len(batch) >= batch_size or size >= MAX_BATCH_BYTES:
             yield batch
@@ -192,16 +207,20 @@ def ingest(
     ``progress(phase, bytes)`` is told how far each pass ("checking", "appending") got.
     Raises ``IngestRefused`` when any line is invalid (nothing is stored).
     """
-    if not stream.seekable():
-        with tempfile.TemporaryFile() as spool:
-            shutil.copyfileobj(stream, spool)
-            spool.seek(0)
-            return ingest(ledger, spool, source=source, batch_size=batch_size, progress=progress)
-    length = stream.seek(0, 2)
-    stream.seek(0)
+    try:
+        length: int | None = stream.seek(0, 2)
+        stream.seek(0)
+    except OSError:  # a pipe: read once all the same, its size is unknown
+        length = None
+    keep = length is not None and length <= KEEP_PARSED_BYTES
 
-    def tell(phase: str) -> Progress | None:
-        return None if progress is None else (lambda n: progress(phase, n))
+    consumed = 0
+
+    def checking(n: int) -> None:
+        nonlocal consumed
+        consumed += n
+        if progress is not None:
+            progress("checking", n)
 
     errors: list[LineError] = []
     bad_lines = last_line = 0
@@ -214,34 +233,55 @@ def ingest(
             last_line = max(last_line, line_errors[-1].line)
         errors.extend(line_errors[: MAX_REPORTED_ERRORS - len(errors)])
 
-    def changed_underneath(line_errors: list[LineError]) -> None:
-        raise InvalidInput(
-            f"{line_errors[0]}; the input changed while it was being ingested, and the "
-            "events before that line were stored: fix the input and run the ingest again"
-        )
-
-    kept: list[list[tuple[int, Envelope]]] = []
-    state = CheckState()
-    for batch in _batches(stream, batch_size, tell("checking"), refuse):
-        last_line = max(last_line, batch[-1][0])
-        refuse(
-            [
-                LineError(batch[p.index][0], "", p.message)
-                for p in ledger.check([event for _, event in batch], state)
-            ]
-        )
-        if length <= KEEP_PARSED_BYTES:
-            kept.append(batch)
-    if bad_lines:
-        errors.sort(key=lambda e: e.line)
-        raise IngestRefused(errors, bad_lines, last_line)
-
-    if length <= KEEP_PARSED_BYTES:
-        batches: Iterable[list[tuple[int, Envelope]]] = kept
-        if progress is not None:
-            progress("appending", length)
-    else:
-        stream.seek(0)
-        batches = _batches(stream, batch_size, tell("appending"), changed_underneath)
-    totals = append_in_batches(ledger, batches, source=source)
+    with tempfile.TemporaryFile() as spool:
+        kept: list[Batch] = []
+        state = CheckState()
+        for batch in _batches(stream, batch_size, checking, refuse):
+            last_line = max(last_line, batch[-1][0])
+            refuse(
+                [
+                    LineError(batch[p.index][0], "", p.message)
+                    for p in ledger.check([event for _, event in batch], state)
+                ]
+            )
+            if bad_lines:
+                continue  # the file is refused: only its errors are still wanted
+            if keep:
+                kept.append(batch)
+            else:
+                _spool(spool, batch)
+        if bad_lines:
+            errors.sort(key=lambda e: e.line)
+            raise IngestRefused(errors, bad_lines, last_line)
+        if keep:
+            batches: Iterable[Batch] = kept
+            if progress is not None:
+                progress("appending", consumed)
+        else:
+            appending = None if progress is None else (lambda n: progress("appending", n))
+            batches = _unspool(spool, appending, consumed)
+        totals = append_in_batches(ledger, batches, source=source)
     return IngestReport(last_line, totals.stored, totals.skipped, totals.first, totals.last)
+
+
+def _spool(spool: IO[bytes], batch: Batch) -> None:
+    """One line per batch: its line numbers, digests and JSON forms."""
+    spool.write(orjson.dumps([(number, e.digest, e.data) for number, e in batch]))
+    spool.write(b"\n")
+
+
+def _unspool(spool: IO[bytes], progress: Progress | None, length: int) -> Iterator[Batch]:
+    """The spooled batches back; ``progress`` is told the input's bytes, in proportion."""
+    total = spool.tell()
+    spool.seek(0)
+    done = told = 0
+    for line in spool:
+        yield [
+            (number, prepared_from_json(data, digest))
+            for number, digest, data in orjson.loads(line)
+        ]
+        done += len(line)
+        if progress is not None and total:
+            now = length * done // total
+            progress(now - told)
+            told = now

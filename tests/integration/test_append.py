@@ -201,3 +201,27 @@ def test_a_batch_of_several_megabytes_is_stored(ledger: Ledger) -> None:
     results = ledger.append(builds)
     assert [r.position for r in results] == list(range(1, 9))
     assert ledger.verify().intact
+
+
+def test_the_store_returns_the_notification_ids_of_the_rows_it_inserted(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Followers read notifications in id order: each append's rows get ids above every
+    earlier one, in position order, and the store reports exactly those (on PostgreSQL
+    they are read back after a COPY, which returns none)."""
+    returned: list[list[int]] = []
+    insert = ledger.recorder.insert_events
+
+    def recording_insert(*args: Any, **kwargs: Any) -> Any:
+        ids = insert(*args, **kwargs)
+        returned.append(list(ids or []))
+        return ids
+
+    monkeypatch.setattr(ledger.recorder, "insert_events", recording_insert)
+    for size in (5, 1, 3):
+        ledger.append([make_event("health_reported") for _ in range(size)])
+    notifications = ledger.recorder.select_notifications(None, 100)
+    assert [n.originator_version for n in notifications] == list(range(1, 10))
+    ids = [n.id for n in notifications]
+    assert ids == sorted(set(ids))
+    assert returned == [ids[:5], ids[5:6], ids[6:]]

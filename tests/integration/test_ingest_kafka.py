@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner, Result
+from eventsourcing.persistence import OperationalError
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from cli.main import root
@@ -102,9 +103,10 @@ def stored_events(url: str) -> list[dict[str, Any]]:
 
 
 def settings(bootstrap: str, **overrides: Any) -> IngestSettings:
+    fields: dict[str, Any] = {"batch": 50, **overrides}
     return IngestSettings(
-        bootstrap=bootstrap, topic=TOPIC, group=GROUP, batch=50, timeout=10,
-        max_poll_interval=10, session_timeout=6, **overrides,
+        bootstrap=bootstrap, topic=TOPIC, group=GROUP, timeout=10,
+        max_poll_interval=10, session_timeout=6, **fields,
     )  # fmt: skip
 
 
@@ -211,6 +213,81 @@ def test_per_key_order_and_out_of_order_facts(ledger: Ledger, kafka: KafkaBroker
     with views.read() as tx:
         _, entries = latest_reports(tx, "production", "db-00")
     assert [service for _, service in entries] == ["new"]
+
+
+def test_the_next_batch_is_polled_while_one_is_appended(
+    ledger: Ledger, kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first append waits (up to a deadline) for the worker to poll again: it only
+    can when polling and appending overlap. Offsets of a batch are committed only after
+    its append, and every record is stored once, in order."""
+    topics(kafka.bootstrap, partitions=1)
+    events = [event("web-001", n) for n in range(30)]
+    produce(kafka.bootstrap, keyed(events))
+    worker = IngestWorker(ledger, settings(kafka.bootstrap, batch=10))
+    polls: list[int] = []
+    overlapped: list[bool] = []
+    real_poll, real_append = worker.consumer.poll, ledger.append
+
+    def poll(**kwargs: Any) -> Any:
+        polled = real_poll(**kwargs)
+        polls.append(sum(len(batch) for batch in polled.values()))
+        return polled
+
+    def append(*args: Any, **kwargs: Any) -> Any:
+        if not overlapped:  # the first batch: has the next one been polled meanwhile?
+            started = len([n for n in polls if n])
+            deadline = time.monotonic() + 20
+            while len([n for n in polls if n]) == started and time.monotonic() < deadline:
+                time.sleep(0.01)
+            overlapped.append(len([n for n in polls if n]) > started)
+            assert committed(kafka.bootstrap) == {0: None}  # nothing before the append
+        return real_append(*args, **kwargs)
+
+    monkeypatch.setattr(worker.consumer, "poll", poll)
+    monkeypatch.setattr(ledger, "append", append)
+    try:
+        run_ingest(worker, threading.Event(), once=True)
+    finally:
+        worker.close()
+    assert overlapped == [True]
+    stored = stored_events(ledger.location.url)
+    assert [e["metric"] for e in stored] == [float(n) for n in range(30)]
+    assert committed(kafka.bootstrap) == {0: 30}
+
+
+def test_a_failed_append_rewinds_it_and_the_batch_polled_meanwhile(
+    ledger: Ledger, kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second append fails as an outage would, after the third batch was polled:
+    the worker goes back to the second batch's first record, and every record is
+    stored once, in order, none dead-lettered."""
+    topics(kafka.bootstrap, partitions=2)
+    hosts = ["mq-01", "mq-02", "mq-03"]
+    events = [event(h, n) for n in range(40) for h in hosts]
+    produce(kafka.bootstrap, keyed(events))
+    worker = IngestWorker(ledger, settings(kafka.bootstrap, batch=15))
+    appends: list[int] = []
+    real_append = ledger.append
+
+    def append(*args: Any, **kwargs: Any) -> Any:
+        appends.append(len(args[0]))
+        if len(appends) == 2:
+            time.sleep(0.5)  # let the worker poll the next batch meanwhile
+            raise OperationalError("the database went away")
+        return real_append(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "append", append)
+    try:
+        run_ingest(worker, threading.Event(), once=True)
+    finally:
+        worker.close()
+    stored = stored_events(ledger.location.url)
+    assert sorted(e["event_id"] for e in stored) == sorted(e["event_id"] for e in events)
+    for host in hosts:
+        assert [e["metric"] for e in stored if e["host"] == host] == [float(n) for n in range(40)]
+    assert (worker.totals.stored, worker.totals.dead_lettered) == (len(events), 0)
+    assert sum(offset or 0 for offset in committed(kafka.bootstrap).values()) == len(events)
 
 
 def test_a_generation_number_that_is_taken_goes_to_the_dead_letters(
