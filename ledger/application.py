@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -26,10 +26,14 @@ from eventsourcing.persistence import IntegrityError, Notification, Transcoder
 from ledger.chain import GENESIS, content_digest, entry_hash
 from ledger.domain import CHAIN_ID, ENTRY_CLASSES, TOPICS, LedgerEntry
 from ledger.errors import EventConflict, StoreNotInitialised, StoreUnavailable
-from ledger.events import TIMESTAMP, Envelope, Source
 from ledger.index import IndexedEvent, IndexRow, LedgerRecorder
 from ledger.store import StoreLocation
 from ledger.transcoder import LedgerTranscoder
+
+if TYPE_CHECKING:
+    # Annotations only: the pydantic models take ~100 ms to build, and reading the
+    # ledger (every query command) needs none of them.
+    from ledger.events import Envelope, Source
 
 MAX_APPEND_ATTEMPTS = 100
 READ_BATCH = 500
@@ -226,6 +230,8 @@ class Ledger(Application[UUID]):
         ``last_generation`` is updated in place with the numbers planned here. A dry run
         (``check``) builds no entries, so validating a large input stays cheap.
         """
+        from ledger.events import TIMESTAMP
+
         now = TIMESTAMP.dump_python(datetime.now(UTC), mode="json")
         results: list[Appended] = []
         entries: list[LedgerEntry] = []

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from psycopg.conninfo import conninfo_to_dict
-
 from ledger.errors import InvalidInput
 
 DEFAULT_URL = "./ledger.db"
@@ -75,6 +73,8 @@ def _postgres(url: str) -> StoreLocation:
     query = dict(parse_qsl(parts.query))
     schema = query.pop("schema", "")
     try:
+        from psycopg.conninfo import conninfo_to_dict  # here: SQLite needs no psycopg
+
         info = conninfo_to_dict(urlunsplit(parts._replace(query=urlencode(query))))
     except Exception as error:  # psycopg raises ProgrammingError for a malformed URL
         raise InvalidInput(f"malformed PostgreSQL URL: {error}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -16,6 +17,9 @@ from click.testing import CliRunner
 
 from cli import main
 from cli.main import COMMANDS, root
+from ledger.application import Ledger
+from ledger.store import locate
+from tests.story import Story, openssl
 
 HEAVY = (
     "kafka",
@@ -169,3 +173,26 @@ def test_log_takes_exactly_the_kinds_the_event_models_define() -> None:
     [kind] = [p for p in log.params if p.name == "kinds"]
     assert isinstance(kind.type, click.Choice)
     assert sorted(kind.type.choices) == sorted(KINDS)
+
+
+QUERY_NEEDS_NOT = ("kafka", "psycopg", "psycopg_pool", "riemann_client", "slack_sdk",
+                   "fastapi", "uvicorn", "starlette", "pydantic", "univers")  # fmt: skip
+"""What a query on a SQLite ledger must not load: the other backend's driver, the
+services' clients, the web stack, the event models (reading needs none) and univers
+(Nix versions need none of it)."""
+
+
+def test_a_query_on_sqlite_loads_no_driver_client_or_model(tmp_path: Path) -> None:
+    """`ledger where` on a SQLite ledger holding a Nix closure: the answer needs the store
+    and the views, nothing of PostgreSQL, Kafka, the web stack or pydantic."""
+    url = str(tmp_path / "ledger.db")
+    story = Story()
+    build = story.build("api", "1.0", openssl("3.0.13"))
+    story.activate("h1", "api", build, 1)
+    ledger = Ledger(locate(url), create=True)
+    story.record(ledger)
+    ledger.close()
+    modules, printed = imported_by(run_root("--ledger", url, "where", "openssl", "--summary"))
+    assert "3.0.13" in printed, printed
+    assert "projections.queries" in modules, "the check must see the query run"
+    assert sorted(m for m in modules if m.split(".")[0] in QUERY_NEEDS_NOT) == []
