@@ -343,17 +343,12 @@ def where(
         # 10,000-host bench fleet this halves the database's part of the answer.
         held = _held(tx, packages, known_at)
         condition, params = _placement_condition(at, known_at, env)
-        rows: list[tuple[Any, ...]] = []
-        for batch in batched(sorted(held), IN_LIST):
-            rows += tx.tuples(
-                "SELECT p.env, p.host, p.service, p.build_id, p.valid_from, p.generation "
-                f"FROM placements p WHERE p.build_id IN ({', '.join('?' * len(batch))}) "
-                f"AND {condition}",
-                [*batch, *params],
-            )
-        if not rows:
+        found: list[Found] = []
+        for build, versions in held.items():
+            found += _placed(tx, build, versions, condition, params)
+        if not found:
             require_env(tx, env)
-    return _answers(rows, held)
+    return _in_order(found)
 
 
 def _held(
@@ -375,20 +370,33 @@ def _held(
     return held
 
 
-def _answers(rows: list[tuple[Any, ...]], held: dict[str, list[tuple[Any, ...]]]) -> list[Found]:
-    """The ``Found`` rows of these placements (env, host, service, build, since,
-    generation), in ``_ORDER``. Answers run to tens of thousands of rows, so tuples are
-    sorted as they come (C comparisons, no key function) and made with ``tuple.__new__``."""
-    rows.sort()
-    found = [
+def _placed(
+    tx: Tx, build: str, versions: list[tuple[Any, ...]], condition: str, params: list[Any]
+) -> list[Found]:
+    """The answers of one build: its placements meeting ``condition``, one answer per
+    placement and asked version its closure holds. One indexed range per build
+    (measured: half the time of one IN list of every build) with no build id to decode
+    per row."""
+    rows = tx.tuples(
+        "SELECT p.env, p.host, p.service, p.valid_from, p.generation FROM placements p "
+        f"WHERE p.build_id = ? AND {condition}",
+        [build, *params],
+    )
+    return [
         _new_tuple(Found, (env, host, service, build, build_version, name, version, outputs,
                            path, since, number, ecosystem))
-        for env, host, service, build, since, number in rows
-        for build_version, name, version, outputs, path, ecosystem in held[build]
+        for build_version, name, version, outputs, path, ecosystem in versions
+        for env, host, service, since, number in rows
     ]  # fmt: skip
-    # One placement per (env, host, service) is the rule (intervals do not overlap);
-    # should two ever share one, sort by the full order instead.
-    if any(a[:3] == b[:3] for a, b in pairwise(rows)):
+
+
+def _in_order(found: list[Found]) -> list[Found]:
+    """``found`` in ``_ORDER``. Answers run to tens of thousands of rows, so they are
+    made with ``tuple.__new__`` and sorted as tuples (C comparisons, no key function):
+    the same order whenever each (env, host, service) has one answer, the rule (one
+    placement each, holding one version of the package); else by the full key."""
+    found.sort()
+    if any(a[:3] == b[:3] for a, b in pairwise(found)):
         found.sort(key=lambda f: (f.env, f.host, f.service, f.ecosystem, f.version,
                                   f.build_id, f.since))  # fmt: skip
     return found
