@@ -3,6 +3,7 @@ generation, its rollback, a late-recorded fact and a few anomalies."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,23 @@ def test_where_answers_now(fleet: Fleet) -> None:
         queries.where(fleet.views, "openssl", env="prod")
     summary = queries.where_summary(rows)
     assert [(s["version"], s["hosts"]) for s in summary] == [("1.0.2d", 2), ("3.0.13", 2)]
+
+
+def test_where_leaves_the_garbage_collector_as_it_found_it(fleet: Fleet) -> None:
+    """``where`` pauses the collector while it makes a large answer: it must be running
+    again afterwards, also after an error, and stay off when the caller had it off."""
+    assert gc.isenabled()
+    assert queries.where(fleet.views, "openssl")
+    assert gc.isenabled()
+    with pytest.raises(UnknownName):
+        queries.where(fleet.views, "openssl", env="prod")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert queries.where(fleet.views, "openssl")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_where_with_versions(fleet: Fleet) -> None:
