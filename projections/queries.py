@@ -340,16 +340,14 @@ def where(
             return []
         if manifest is not None:
             return _in_manifest(tx, manifest, packages)
-        # The package's few builds first, then their placements through the covering
-        # (build_id, …) index: narrow rows, no join per placement. Measured on the
-        # 10,000-host bench fleet this halves the database's part of the answer.
+        # The package's few builds first, then their placements (``_placed``).
         held = _held(tx, packages, known_at)
         condition, params = _placement_condition(at, known_at, env)
         found: list[Found] = []
         with _collector_paused():
             for build, versions in held.items():
                 found += _placed(tx, build, versions, condition, params)
-            _in_order(found)
+            _sort_answers(found)
         if not found:
             require_env(tx, env)
     return found
@@ -411,8 +409,8 @@ def _placed(
     ]  # fmt: skip
 
 
-def _in_order(found: list[Found]) -> list[Found]:
-    """``found`` in ``_ORDER``. Answers run to tens of thousands of rows, so they are
+def _sort_answers(found: list[Found]) -> None:
+    """Put ``found`` in ``_ORDER``. Answers run to tens of thousands of rows, so they are
     made with ``tuple.__new__`` and sorted as tuples (C comparisons, no key function):
     the same order whenever each (env, host, service) has one answer, the rule (one
     placement each, holding one version of the package); else by the full key."""
@@ -420,7 +418,6 @@ def _in_order(found: list[Found]) -> list[Found]:
     if any(a[:3] == b[:3] for a, b in pairwise(found)):
         found.sort(key=lambda f: (f.env, f.host, f.service, f.ecosystem, f.version,
                                   f.build_id, f.since))  # fmt: skip
-    return found
 
 
 _new_tuple = tuple.__new__

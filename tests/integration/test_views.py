@@ -338,6 +338,33 @@ def test_a_placement_listed_twice_counts_once(ledger: Ledger) -> None:
     ]
 
 
+def test_one_placement_holding_a_package_in_two_ecosystems_is_in_order(ledger: Ledger) -> None:
+    """A closure with Nix's pygments and PyPI's Pygments: both answers of the placement
+    come in ecosystem order (nix before pypi), as the database orders its pages, though
+    as tuples "Pygments" sorts before "pygments"."""
+    s = Story()
+    api = s.build(
+        "api", "1.0",
+        {"name": "pygments", "version": "2.17.2",
+         "store_path": f"/nix/store/{'p' * 32}-pygments-2.17.2"},
+        {"name": "Pygments", "version": "2.15.1", "purl": "pkg:pypi/pygments@2.15.1"},
+    )  # fmt: skip
+    s.activate("h1", "api", api, 1)
+    s.activate("h2", "api", api, 1)
+    s.record(ledger)
+    views = Views(ledger)
+    views.catch_up()
+    rows = queries.where(views, "pygments")
+    assert [(f.host, f.ecosystem, f.name, f.version) for f in rows] == [
+        ("h1", "nix", "pygments", "2.17.2"),
+        ("h1", "pypi", "Pygments", "2.15.1"),
+        ("h2", "nix", "pygments", "2.17.2"),
+        ("h2", "pypi", "Pygments", "2.15.1"),
+    ]
+    page, total = queries.where_page(views, "pygments", limit=100)
+    assert (page, total) == (rows, 4)
+
+
 def test_where_page_is_where_cut_in_pages(fleet: Fleet) -> None:
     """The HTTP API's pages come from the database; put together they are ``where``."""
     asks: list[dict[str, Any]] = [
