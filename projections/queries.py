@@ -358,8 +358,8 @@ def _collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while an answer of tens of thousands of
     rows is made. CPython untracks only exact tuples, so every ``Found`` (a NamedTuple)
     stays tracked: making 30,000 of them set off full collections that scan the whole
-    heap, again and again (measured on the bench fleet: p95 of ``where`` 46 to 50 ms with
-    it running, 35 to 37 ms paused). The code paused makes no reference cycles. Threads:
+    heap, again and again (``bench.views``, SQLite: p95 64.0 ms running, 36.8 ms paused;
+    docs/benchmarks.md). The code paused makes no reference cycles. Threads:
     the collector is turned back on only by whoever found it on."""
     running = gc.isenabled()
     gc.disable()
@@ -393,9 +393,9 @@ def _placed(
     tx: Tx, build: str, versions: list[tuple[Any, ...]], condition: str, params: list[Any]
 ) -> list[Found]:
     """The answers of one build: its placements meeting ``condition``, one answer per
-    placement and asked version its closure holds. One indexed range per build
-    (measured: half the time of one IN list of every build) with no build id to decode
-    per row."""
+    placement and asked version its closure holds. One indexed range per build, with
+    no build id to decode per row (``bench.views``, SQLite: p50 40.0 ms, against 65.3
+    ms for one IN list of every build)."""
     rows = tx.tuples(
         "SELECT p.env, p.host, p.service, p.valid_from, p.generation FROM placements p "
         f"WHERE p.build_id = ? AND {condition}",

@@ -383,7 +383,7 @@ def test_a_rebuild_makes_the_query_indexes_after_the_replay(ledger: Ledger) -> N
 
 def test_the_fast_decoder_reads_what_the_librarys_mapper_reads(ledger: Ledger) -> None:
     """The runner reads events straight from the stored JSON; the facts must be exactly
-    those the library's mapper gives (and an entry with a class version goes its way)."""
+    those the library's mapper gives."""
     busy_story(2).record(ledger)
     views = Views(ledger)
     assert views._plain_state
