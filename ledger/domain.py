@@ -102,6 +102,10 @@ class HostReportedEntry(LedgerEntry):
     pass
 
 
+class AdvisoryRecordedEntry(LedgerEntry):
+    pass
+
+
 ENTRY_CLASSES: dict[str, type[LedgerEntry]] = {
     "build_recorded": BuildRecordedEntry,
     "build_failed": BuildFailedEntry,
@@ -119,6 +123,7 @@ ENTRY_CLASSES: dict[str, type[LedgerEntry]] = {
     "generation_failed": GenerationFailedEntry,
     "generation_tagged": GenerationTaggedEntry,
     "host_reported": HostReportedEntry,
+    "advisory_recorded": AdvisoryRecordedEntry,
 }
 """The entry class of each event kind."""
 

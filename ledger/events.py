@@ -496,6 +496,111 @@ class HostReported(Envelope):
         return self
 
 
+# --- advisories ---------------------------------------------------------------------
+
+ADVISORY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,127}$"
+AdvisoryId = Annotated[str, StringConstraints(pattern=ADVISORY_ID_PATTERN)]
+"""A vulnerability id as its database writes it: CVE-2014-0160, GHSA-…, PYSEC-2021-1,
+RHSA-2024:1234."""
+
+ALL_ENVS: Literal["*"] = "*"
+"""The env of facts that hold in every environment (advisories)."""
+
+
+class RangeEvent(Model):
+    """One event of an OSV range: exactly one of its four fields is set."""
+
+    introduced: Label | None = Field(default=None, exclude_if=lambda value: value is None)
+    fixed: Label | None = Field(default=None, exclude_if=lambda value: value is None)
+    last_affected: Label | None = Field(default=None, exclude_if=lambda value: value is None)
+    limit: Label | None = Field(default=None, exclude_if=lambda value: value is None)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RangeEvent:
+        given = [v for v in (self.introduced, self.fixed, self.last_affected, self.limit) if v]
+        if len(given) != 1:
+            raise ValueError(
+                "a range event sets exactly one of introduced, fixed, last_affected, limit"
+            )
+        return self
+
+
+class OsvRange(Model):
+    """An OSV ``ranges[]`` entry the ledger can evaluate: versions compared in the
+    package's ecosystem order (``ECOSYSTEM``) or as Semantic Versioning (``SEMVER``).
+    GIT ranges name commits, which closures do not hold: they are kept as ``unmatched``."""
+
+    type: Literal["ECOSYSTEM", "SEMVER"]
+    events: tuple[RangeEvent, ...] = Field(min_length=1, max_length=1000)
+
+
+class CpeBounds(Model):
+    """The versions one NVD ``cpeMatch`` criterion covers; no bound given means every
+    version on that side."""
+
+    start: Label | None = Field(default=None, description="versionStart…, if given.")
+    start_excluding: bool = Field(default=False, description="versionStartExcluding.")
+    end: Label | None = Field(default=None, description="versionEnd…, if given.")
+    end_including: bool = Field(default=False, description="versionEndIncluding.")
+
+
+class AffectedPackage(Model):
+    """A package an advisory says is affected, and which of its versions."""
+
+    ecosystem: Label = Field(
+        description="A purl type in lower case (pypi, deb, npm, …), or 'cpe' for an NVD "
+        "product, matched against component names of every ecosystem."
+    )
+    name: Name = Field(description="The package (OSV) or product (NVD CPE) as written.")
+    vendor: Label | None = Field(default=None, description="The CPE vendor (NVD only).")
+    source_ecosystem: Label | None = Field(
+        default=None, description="The ecosystem as the database writes it (Debian:12)."
+    )
+    purl: Purl | None = Field(default=None, description="OSV's affected[].package.purl.")
+    ranges: tuple[OsvRange, ...] = Field(default=(), max_length=1000)
+    bounds: tuple[CpeBounds, ...] = Field(default=(), max_length=10_000)
+    versions: tuple[Label, ...] = Field(
+        default=(), max_length=100_000, description="Affected versions, listed one by one."
+    )
+
+
+class Severity(Model):
+    """A CVSS vector, and the base score the database gave with it (if it gave one)."""
+
+    type: Literal["CVSS_V2", "CVSS_V3", "CVSS_V4"]
+    vector: Label
+    score: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False)
+
+
+class AdvisoryRecorded(Envelope):
+    """A vulnerability advisory as a database published it (NVD CVE JSON 2.0 or OSV),
+    reduced to what matching and reports need. Advisories hold in every environment
+    (``env`` is ``*``); ``occurred_at`` is the record's ``modified`` time, so an updated
+    advisory is a new fact and the same record imported again is stored once."""
+
+    kind: Literal["advisory_recorded"] = "advisory_recorded"
+    env: Literal["*"] = ALL_ENVS
+    advisory_id: AdvisoryId = Field(description="CVE-2014-0160, GHSA-…, PYSEC-…")
+    database: Literal["nvd", "osv"] = Field(description="Where the record comes from.")
+    aliases: tuple[AdvisoryId, ...] = Field(
+        default=(), max_length=1000, description="Other ids of the same vulnerability."
+    )
+    published: Timestamp | None = Field(default=None, description="When it was published.")
+    modified: Timestamp = Field(description="When the database last changed the record.")
+    withdrawn: Timestamp | None = Field(
+        default=None, description="When it was withdrawn (it affects nothing since)."
+    )
+    summary: Text = Field(default="", description="One paragraph for people.")
+    severity: tuple[Severity, ...] = Field(default=(), max_length=100)
+    affected: tuple[AffectedPackage, ...] = Field(default=(), max_length=100_000)
+    unmatched: tuple[Text, ...] = Field(
+        default=(),
+        max_length=100_000,
+        description="What the record says that the ledger cannot match, said plainly "
+        "(a GIT range, a platform-only configuration).",
+    )
+
+
 LedgerEvent = Annotated[
     BuildRecorded
     | BuildFailed
@@ -512,7 +617,8 @@ LedgerEvent = Annotated[
     | GenerationCompleted
     | GenerationFailed
     | GenerationTagged
-    | HostReported,
+    | HostReported
+    | AdvisoryRecorded,
     Field(discriminator="kind"),
 ]
 
@@ -537,6 +643,7 @@ KINDS: dict[str, type[Envelope]] = {
         GenerationFailed,
         GenerationTagged,
         HostReported,
+        AdvisoryRecorded,
     )
 }
 """Every kind, by its ``kind`` string."""

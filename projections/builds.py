@@ -139,6 +139,9 @@ class BuildsView(View):
     read_ddl = (
         "CREATE INDEX IF NOT EXISTS build_packages_name ON build_packages "
         "(match_name, ecosystem, version, build_id)",
+        # NVD advisories name products, matched case-insensitively (ASCII) in any ecosystem.
+        "CREATE INDEX IF NOT EXISTS build_packages_lower_name ON build_packages "
+        "(lower(name), ecosystem, match_name, version)",
     )
 
     def apply(self, tx: Tx, facts: Sequence[Fact]) -> None:
