@@ -125,6 +125,14 @@ class Component(Model):
         description="Content hash of the component (narHash, sha256:…), when the source "
         "gives one (most SBOMs do not).",
     )
+    references: tuple[Annotated[int, Field(ge=0, le=99_999)], ...] = Field(
+        default=(),
+        max_length=100_000,
+        exclude_if=lambda value: not value,
+        description="The components this one refers to directly, as indexes into the "
+        "build's closure (Nix references, CycloneDX dependencies, SPDX DEPENDS_ON); left "
+        "out of the JSON form when empty.",
+    )
 
     @model_validator(mode="after")
     def _has_location(self) -> Component:
@@ -282,6 +290,29 @@ class BuildRecorded(Envelope):
         max_length=100_000,
         description="Every store path the artifact needs (nix-store -qR), as components.",
     )
+    roots: tuple[Annotated[int, Field(ge=0, le=99_999)], ...] = Field(
+        default=(),
+        max_length=100_000,
+        exclude_if=lambda value: not value,
+        description="The closure components the artifact itself refers to directly (for "
+        "Nix, the artifact's own store path), as indexes into the closure; with the "
+        "components' references, the dependency graph (ledger why). Left out when empty.",
+    )
+
+    @model_validator(mode="after")
+    def _references_are_in_the_closure(self) -> BuildRecorded:
+        size = len(self.closure)
+        for index in self.roots:
+            if index >= size:
+                raise ValueError(f"roots names component {index}; the closure has {size}")
+        for position, component in enumerate(self.closure):
+            for index in component.references:
+                if index >= size:
+                    raise ValueError(
+                        f"closure[{position}].references names component {index}; "
+                        f"the closure has {size}"
+                    )
+        return self
 
 
 class BuildFailed(Envelope):
