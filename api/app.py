@@ -11,6 +11,7 @@ are kept per views position and carry an ETag (``api.answers``).
 """
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 from uuid import uuid4
 
@@ -56,6 +57,9 @@ from projections.planning import plan_rollback, planned_event
 from projections.runner import Views
 from projections.versions import parse_range
 
+if TYPE_CHECKING:
+    from projections.matching import CpeMap
+
 log = logging.getLogger("ledger.serve")
 
 STATIC = Path(__file__).parent / "static"
@@ -86,6 +90,8 @@ class ServerSettings:
     """Read answers kept in memory (per server process; see ``api.answers``)."""
     cache_bytes: int = MAX_BYTES
     """Their bytes at most."""
+    cpe_map: Path | None = None
+    """NVD products named otherwise than their packages (``ledger exposure --cpe-map``)."""
 
 
 class ApiError(Exception):
@@ -207,6 +213,13 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
             return token
 
         return check
+
+    @functools.cache
+    def cpe_map() -> "CpeMap":
+        """The server's CPE map, read once (a bad file fails the first answer needing it)."""
+        from projections.matching import CpeMap
+
+        return CpeMap.EMPTY if settings.cpe_map is None else CpeMap.load(settings.cpe_map)
 
     Reader = Annotated[Token, Depends(role("reader"))]
     Writer = Annotated[Token, Depends(role("writer"))]
@@ -428,6 +441,61 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         """Delivery metrics per env and service: deployments, lead time, change failure
         rate, time to restore."""
         return metrics_query(views, env)
+
+    @app.get("/api/exposure", response_model=models.ExposureAnswer, tags=["audit"])
+    @answers.validated
+    def exposure(
+        _: Reader,
+        id_: Annotated[
+            str,
+            Query(alias="id", min_length=1, max_length=128, description="CVE, GHSA, OSV… id."),
+        ],
+        at: Annotated[str | None, Query(description="At this moment (ISO 8601).")] = None,
+        known_at: Annotated[
+            str | None, Query(description="As the ledger knew it at this moment.")
+        ] = None,
+        env: Env = None,
+    ) -> dict[str, Any]:
+        """Which hosts and services an advisory (or any alias of it) exposed: affected now
+        or at a moment, and the windows, host-hours and time exposed once known. Without
+        ``at`` the answer depends on the clock: validated, never kept."""
+        from projections.exposure import exposure as exposure_of
+        from projections.exposure import exposure_json
+
+        try:
+            answer = exposure_of(
+                views, id_, env=env, at=when(at, "at"), known_at=when(known_at, "known_at"),
+                cpe_map=cpe_map(),
+            )  # fmt: skip
+        except InvalidInput as error:
+            raise invalid(error) from None
+        return exposure_json(answer)
+
+    @app.get("/api/vulns", response_model=list[models.Vulnerability], tags=["audit"])
+    @answers.cached
+    def vulns(
+        _: Reader,
+        at: Annotated[str | None, Query(description="At this moment (ISO 8601).")] = None,
+        known_at: Annotated[
+            str | None, Query(description="As the ledger knew it at this moment.")
+        ] = None,
+        min_severity: Annotated[
+            Literal["low", "medium", "high", "critical"] | None,
+            Query(description="Only advisories scored at least this."),
+        ] = None,
+        env: Env = None,
+    ) -> list[dict[str, Any]]:
+        """Every advisory affecting what runs (or ran at a moment), one per vulnerability,
+        most severe first, then by hosts exposed."""
+        from projections.vulns import vulns as vulns_of
+
+        try:
+            return vulns_of(
+                views, env=env, at=when(at, "at"), known_at=when(known_at, "known_at"),
+                min_severity=min_severity, cpe_map=cpe_map(),
+            )  # fmt: skip
+        except InvalidInput as error:
+            raise invalid(error) from None
 
     # --- writing -----------------------------------------------------------------
 

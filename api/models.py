@@ -303,3 +303,71 @@ class Status(Response):
     envs: list[str]
     role: str
     token: str
+
+
+# --- advisories ------------------------------------------------------------------------
+
+
+class ExposedPlacement(Response):
+    """A placement active at the horizon whose build holds an affected package version."""
+
+    env: str
+    host: str
+    service: str
+    build_id: str
+    ecosystem: str
+    name: str
+    version: str
+    fixed: str | None = None
+    advisories: list[str]
+
+
+class ExposureWindow(Response):
+    """Where one (env, host, service), or one (env, host) without ``service``, was
+    exposed: merged intervals (an end of null: still exposed at the horizon)."""
+
+    env: str
+    host: str
+    service: str | None = None
+    intervals: list[tuple[str, str | None]]
+    first_exposed: str
+    last_exposed: str | None = None
+    hours: float
+
+
+class ExposureAnswer(Response):
+    """Which hosts an advisory exposed, from when to when (``ledger exposure``)."""
+
+    ids: list[str]
+    horizon: str
+    published: str | None = None
+    recorded: str
+    withdrawn: list[str]
+    hosts_exposed: int
+    services_exposed: int
+    host_hours: float
+    host_hours_after_published: float | None = None
+    host_hours_after_recorded: float
+    affected: list[ExposedPlacement]
+    windows: list[ExposureWindow]
+    hosts: list[ExposureWindow]
+    unmatched: list[str]
+
+
+class AffectedVersion(Response):
+    name: str
+    version: str
+    fixed: str | None = None
+
+
+class Vulnerability(Response):
+    """One vulnerability affecting what runs (``ledger vulns``)."""
+
+    id: str
+    aliases: list[str]
+    score: float | None = None
+    severity: str | None = None
+    hosts: int
+    services: int
+    packages: list[AffectedVersion]
+    summary: str

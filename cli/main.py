@@ -93,6 +93,18 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "cli.audit:where",
         "Show every host and service whose active closure holds package NAME.",
     ),
+    "advisories": LazyCommand(
+        "cli.advisories:advisories",
+        "Import vulnerability advisories and look at what the ledger holds.",
+    ),
+    "exposure": LazyCommand(
+        "cli.advisories:exposure",
+        "Show which hosts advisory ID exposed, and from when to when.",
+    ),
+    "vulns": LazyCommand(
+        "cli.advisories:vulns",
+        "List every advisory affecting what runs, most severe first.",
+    ),
     "history": LazyCommand(
         "cli.audit:history",
         "Show everything that happened on a host, in time order, with who reported it.",

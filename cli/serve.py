@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 import threading
+from pathlib import Path
 
 import click
 
@@ -48,6 +49,11 @@ log = logging.getLogger("ledger.serve")
     "--cache-mib", type=click.IntRange(1), default=64, show_default=True,
     help="Memory the kept answers may take, in MiB.",
 )  # fmt: skip
+@click.option(
+    "--cpe-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="LEDGER_CPE_MAP", show_envvar=True,
+    help="NVD products named otherwise than their packages (see `ledger exposure --help`).",
+)  # fmt: skip
 @pass_session
 def serve(
     session: Session,
@@ -60,6 +66,7 @@ def serve(
     threads: int,
     cache_answers: int,
     cache_mib: int,
+    cpe_map: Path | None,
 ) -> None:
     """Serve the HTTP API and the live dashboard.
 
@@ -91,6 +98,7 @@ def serve(
     settings = ServerSettings(
         allow_anonymous_read=allow_anonymous_read, max_body_bytes=max_body,
         project=not no_project, cache_entries=cache_answers, cache_bytes=cache_mib * 2**20,
+        cpe_map=cpe_map,
     )  # fmt: skip
     app = create_app(views, settings)
     config = uvicorn.Config(

@@ -565,14 +565,32 @@ class OsvRange(Model):
     events: tuple[RangeEvent, ...] = Field(min_length=1, max_length=1000)
 
 
+def _none(value: object) -> bool:
+    return value is None
+
+
+def _empty(value: object) -> bool:
+    return not value
+
+
+# Advisory parts leave defaults out of their JSON form: an NVD year file holds tens of
+# thousands of them, and what is stored should be what matching needs (docs/advisories.md).
+
+
 class CpeBounds(Model):
     """The versions one NVD ``cpeMatch`` criterion covers; no bound given means every
     version on that side."""
 
-    start: Label | None = Field(default=None, description="versionStart…, if given.")
-    start_excluding: bool = Field(default=False, description="versionStartExcluding.")
-    end: Label | None = Field(default=None, description="versionEnd…, if given.")
-    end_including: bool = Field(default=False, description="versionEndIncluding.")
+    start: Label | None = Field(
+        default=None, exclude_if=_none, description="versionStart…, if given."
+    )
+    start_excluding: bool = Field(
+        default=False, exclude_if=_empty, description="versionStartExcluding."
+    )
+    end: Label | None = Field(default=None, exclude_if=_none, description="versionEnd…, if given.")
+    end_including: bool = Field(
+        default=False, exclude_if=_empty, description="versionEndIncluding."
+    )
 
 
 class AffectedPackage(Model):
@@ -583,15 +601,24 @@ class AffectedPackage(Model):
         "product, matched against component names of every ecosystem."
     )
     name: Name = Field(description="The package (OSV) or product (NVD CPE) as written.")
-    vendor: Label | None = Field(default=None, description="The CPE vendor (NVD only).")
-    source_ecosystem: Label | None = Field(
-        default=None, description="The ecosystem as the database writes it (Debian:12)."
+    vendor: Label | None = Field(
+        default=None, exclude_if=_none, description="The CPE vendor (NVD only)."
     )
-    purl: Purl | None = Field(default=None, description="OSV's affected[].package.purl.")
-    ranges: tuple[OsvRange, ...] = Field(default=(), max_length=1000)
-    bounds: tuple[CpeBounds, ...] = Field(default=(), max_length=10_000)
+    source_ecosystem: Label | None = Field(
+        default=None,
+        exclude_if=_none,
+        description="The ecosystem as the database writes it (Debian:12).",
+    )
+    purl: Purl | None = Field(
+        default=None, exclude_if=_none, description="OSV's affected[].package.purl."
+    )
+    ranges: tuple[OsvRange, ...] = Field(default=(), max_length=1000, exclude_if=_empty)
+    bounds: tuple[CpeBounds, ...] = Field(default=(), max_length=10_000, exclude_if=_empty)
     versions: tuple[Label, ...] = Field(
-        default=(), max_length=100_000, description="Affected versions, listed one by one."
+        default=(),
+        max_length=100_000,
+        exclude_if=_empty,
+        description="Affected versions, listed one by one.",
     )
 
 
@@ -600,7 +627,7 @@ class Severity(Model):
 
     type: Literal["CVSS_V2", "CVSS_V3", "CVSS_V4"]
     vector: Label
-    score: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False)
+    score: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False, exclude_if=_none)
 
 
 class AdvisoryRecorded(Envelope):

@@ -342,7 +342,7 @@ def where(
             return _in_manifest(tx, manifest, packages)
         # The package's few builds first, then their placements (``_placed``).
         held = _held(tx, packages, known_at)
-        condition, params = _placement_condition(at, known_at, env)
+        condition, params = placement_condition(at, known_at, env)
         found: list[Found] = []
         with _collector_paused():
             for build, versions in held.items():
@@ -444,7 +444,7 @@ def where_page(
             require_env(tx, env)
             return [], 0
         chosen, chosen_params = _package_clause(packages)
-        condition, params = _placement_condition(at, known_at, env)
+        condition, params = placement_condition(at, known_at, env)
         recorded, when = _recorded(known_at)
         matching = f"{_MATCHING} WHERE {chosen} AND {condition}{recorded}"
         arguments = [*chosen_params, *params, *when]
@@ -543,7 +543,7 @@ def _package_clause(packages: Sequence[Package]) -> tuple[str, list[Any]]:
     return f"({' OR '.join(clauses)})", params
 
 
-def _placement_condition(
+def placement_condition(
     at: datetime | None, known_at: datetime | None, env: str | None
 ) -> tuple[str, list[Any]]:
     """Which placements count (``p``): the open ones, or those holding ``at`` — as known
@@ -659,7 +659,7 @@ def where_counts(
             require_env(tx, env)
             return []
         chosen, chosen_params = _package_clause(packages)
-        condition, params = _placement_condition(at, known_at, env)
+        condition, params = placement_condition(at, known_at, env)
         # Service names may hold any printable character: collect them as JSON.
         services, outputs = (
             ("json_agg(DISTINCT p.service)", "string_agg(DISTINCT k.outputs, ',')")

@@ -34,6 +34,7 @@ from ledger.application import Ledger
 from ledger.domain import CHAIN_ID, LedgerEntry
 from ledger.errors import InvalidInput
 from ledger.store import StoreLocation
+from projections.advisories import AdvisoriesView
 from projections.builds import BuildsView
 from projections.failures import FailuresView
 from projections.generations import GenerationsView
@@ -50,6 +51,7 @@ VIEW_CLASSES: tuple[type[View], ...] = (
     HistoryView,
     FailuresView,
     ReportsView,
+    AdvisoriesView,
 )
 VIEW_NAMES = tuple(cls.name for cls in VIEW_CLASSES)
 READ_BATCH = 1000

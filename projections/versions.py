@@ -186,7 +186,7 @@ def _nix_compare(a: str, b: str) -> int:
     return (key_a > key_b) - (key_a < key_b)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=65536)
 def _native_version(ecosystem: str, version: str) -> univers_versions.Version | None:
     """``version`` read by ``ecosystem``'s own rules, or None when they do not apply."""
     version_class = native_versions().get(ecosystem)

@@ -44,7 +44,7 @@ def test_project_then_status_shows_no_lag(url: str) -> None:
     assert "Views up to date:" in result.output
     status = as_json(run(url, "projections", "status", "--json"))
     assert {s["name"] for s in status} == {
-        "builds", "placements", "generations", "history", "failures", "reports"
+        "builds", "placements", "generations", "history", "failures", "reports", "advisories"
     }  # fmt: skip
     assert all(s["lag"] == 0 and s["position"] == 20 for s in status)
 

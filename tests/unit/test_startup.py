@@ -48,7 +48,7 @@ COMMANDS_TODAY = {
     "projections", "topology", "manifest", "generations", "generation", "tag", "diff",
     "where", "history", "failures", "metrics", "deploy", "rollback", "report-host",
     "drift", "reconstruct", "replay", "import", "collect", "publish", "restore", "agent",
-    "serve", "token", "alerts", "silence",
+    "serve", "token", "alerts", "silence", "advisories", "exposure", "vulns",
 }  # fmt: skip
 
 
