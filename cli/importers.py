@@ -1,4 +1,5 @@
-"""``ledger import …``: builds from Nix and CycloneDX files, one build_recorded per closure."""
+"""``ledger import …``: builds from Nix, CycloneDX and SPDX files, one build_recorded per
+closure."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ import click
 from cli import output
 from cli.params import default_actor, json_option, timestamp
 from cli.session import Session, pass_session
-from ledger.importers import cyclonedx, nix
-from ledger.importers.base import ImportedBuild, ImportReport, record
+from ledger.importers import cyclonedx, nix, spdx
+from ledger.importers.base import (
+    BuildOptions,
+    ImportedBuild,
+    ImportReport,
+    SbomBuild,
+    record,
+    sbom_format,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -135,14 +143,17 @@ def import_group() -> None:
     """Record builds from what Nix and SBOM tools print: one build per closure.
 
     Each root store path (or SBOM) becomes a build_recorded event whose closure lists
-    every store path (or component) it needs. A bad or truncated file is refused with
-    its position and nothing from it is recorded. Importing a file again records
-    nothing new: its builds are reported as already recorded.
+    every store path (or component) it needs, with the dependency graph when the file
+    has one (nix path-info references, CycloneDX dependencies, SPDX relationships),
+    which `ledger why` follows. A bad or truncated file is refused with its position
+    and nothing from it is recorded. Importing a file again records nothing new: its
+    builds are reported as already recorded.
 
     \b
     Example:
       nix path-info --json --recursive ./result > closure.json
       ledger import nix-path-info closure.json --env production
+      ledger import sbom image.spdx.json --env staging
     """
 
 
@@ -254,18 +265,64 @@ def nix_profile(
     _record(session, str(profile), builds, env=env, actor=actor, as_json=as_json)
 
 
+def sbom_options(command: F) -> F:
+    """What the command line may say about an SBOM's build, over what the SBOM says."""
+    for option in reversed(
+        [
+            click.option(
+                "--artifact",
+                help="What was built: an image reference, a tarball URL (default: the "
+                "SBOM's root component's purl, else name@version).",
+            ),
+            click.option(
+                "--build-id",
+                help="The build's content hash, e.g. an image digest sha256:… (default: "
+                "the root component's SHA-256, or a sha256 digest in its purl or version).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _record_sbom(
+    session: Session,
+    file: IO[bytes],
+    read: Callable[[str, bytes, BuildOptions], SbomBuild],
+    *,
+    artifact: str | None,
+    build_id: str | None,
+    env: str,
+    service: str | None,
+    actor: str,
+    as_json: bool,
+    at: str | None,
+) -> None:
+    when = timestamp(at, "--at")
+    options = BuildOptions(service=service, artifact=artifact, build_id=build_id)
+    sbom = read(_name(file), file.read(), options)
+    _record(
+        session,
+        _name(file),
+        [sbom.build],
+        env=env,
+        actor=actor,
+        at=when,
+        skipped=sbom.skipped,
+        as_json=as_json,
+    )
+
+
+def _any_sbom(file: str, data: bytes, options: BuildOptions) -> SbomBuild:
+    """The build of an SBOM in whichever format its content shows."""
+    if sbom_format(file, data).startswith("spdx"):
+        return spdx.sbom_build(file, data, options)
+    return cyclonedx.sbom_build(file, data, options)
+
+
 @import_group.command("cyclonedx")
 @click.argument("file", type=click.File("rb"))
-@click.option(
-    "--artifact",
-    help="What was built: an image reference, a tarball URL (default: the SBOM's "
-    "metadata.component purl, else name@version).",
-)
-@click.option(
-    "--build-id",
-    help="The build's content hash, e.g. an image digest sha256:… (default: the "
-    "metadata.component's SHA-256, or a sha256 digest in its purl or version).",
-)
+@sbom_options
 @import_options
 @at_option
 @pass_session
@@ -280,29 +337,93 @@ def cyclonedx_sbom(
     as_json: bool,
     at: str | None,
 ) -> None:
-    """Record the build a CycloneDX JSON SBOM describes, its components as the closure.
+    """Record the build a CycloneDX SBOM (JSON or XML, 1.4-1.6) describes.
 
     The service and version come from metadata.component (unless --service), the
     date from metadata.timestamp (else --at, else now). Every component, nested ones
     too, is recorded with name, version, purl and its SHA-256 when the SBOM has one;
-    components without a purl are skipped and listed. FILE may be - for stdin.
+    components without a purl are skipped and listed. The dependencies section is
+    kept as the build's graph (`ledger why`). FILE may be - for stdin.
 
     \b
     Example:
-      cyclonedx-py environment --of JSON -o sbom.json .venv
-      ledger import cyclonedx sbom.json --env production \\
+      cyclonedx-py environment --of XML --sv 1.5 -o sbom.xml .venv
+      ledger import cyclonedx sbom.xml --env production \\
         --build-id sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
     """
-    when = timestamp(at, "--at")
-    options = cyclonedx.BuildOptions(service=service, artifact=artifact, build_id=build_id)
-    sbom = cyclonedx.sbom_build(_name(file), file.read(), options)
-    _record(
-        session,
-        _name(file),
-        [sbom.build],
-        env=env,
-        actor=actor,
-        at=when,
-        skipped=sbom.skipped,
-        as_json=as_json,
-    )
+    _record_sbom(
+        session, file, cyclonedx.sbom_build, artifact=artifact, build_id=build_id, env=env,
+        service=service, actor=actor, as_json=as_json, at=at,
+    )  # fmt: skip
+
+
+@import_group.command("spdx")
+@click.argument("file", type=click.File("rb"))
+@sbom_options
+@import_options
+@at_option
+@pass_session
+def spdx_sbom(
+    session: Session,
+    file: IO[bytes],
+    artifact: str | None,
+    build_id: str | None,
+    env: str,
+    service: str | None,
+    actor: str,
+    as_json: bool,
+    at: str | None,
+) -> None:
+    """Record the build an SPDX 2.3 document (JSON or tag-value) describes.
+
+    The build is the package the document DESCRIBES: its name is the service (unless
+    --service), its versionInfo the version, its purl the artifact, its SHA256
+    checksum (or an image digest as its version) the build id; creationInfo.created
+    dates it. Every package with a purl is recorded with name, version, purl and
+    SHA256 checksum; packages without one are skipped and listed. DEPENDS_ON,
+    DEPENDENCY_OF, CONTAINS (and the links) are kept as the graph (`ledger why`).
+    FILE may be - for stdin.
+
+    \b
+    Example:
+      syft registry.internal/api:2.4.1 -o spdx-json=api.spdx.json
+      ledger import spdx api.spdx.json --env production
+    """
+    _record_sbom(
+        session, file, spdx.sbom_build, artifact=artifact, build_id=build_id, env=env,
+        service=service, actor=actor, as_json=as_json, at=at,
+    )  # fmt: skip
+
+
+@import_group.command("sbom")
+@click.argument("file", type=click.File("rb"))
+@sbom_options
+@import_options
+@at_option
+@pass_session
+def any_sbom(
+    session: Session,
+    file: IO[bytes],
+    artifact: str | None,
+    build_id: str | None,
+    env: str,
+    service: str | None,
+    actor: str,
+    as_json: bool,
+    at: str | None,
+) -> None:
+    """Record the build an SBOM describes, its format told by its content.
+
+    CycloneDX JSON or XML (as `ledger import cyclonedx`) and SPDX 2.3 JSON or
+    tag-value (as `ledger import spdx`) are read; a file in none of them is refused,
+    naming the formats tried. FILE may be - for stdin.
+
+    \b
+    Example:
+      syft registry.internal/api:2.4.1 -o cyclonedx-xml | ledger import sbom - --env staging
+      ledger import sbom api.spdx --env production --at 2026-03-11T14:10:00Z
+    """
+    _record_sbom(
+        session, file, _any_sbom, artifact=artifact, build_id=build_id, env=env,
+        service=service, actor=actor, as_json=as_json, at=at,
+    )  # fmt: skip

@@ -105,6 +105,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "cli.advisories:vulns",
         "List every advisory affecting what runs, most severe first.",
     ),
+    "why": LazyCommand(
+        "cli.why:why",
+        "Show why BUILD's closure holds PACKAGE: a shortest chain of dependencies to it.",
+    ),
     "history": LazyCommand(
         "cli.audit:history",
         "Show everything that happened on a host, in time order, with who reported it.",

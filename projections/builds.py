@@ -11,6 +11,12 @@ closure table (``manifest`` and ``diff`` read it), ``build_packages`` holds one 
 package version a build's closure holds, its outputs together (``openssl-3.0.13``,
 ``-bin``, ``-dev`` and ``-man`` are openssl 3.0.13 with outputs out, bin, dev, man):
 what ``ledger where`` searches.
+
+``build_references`` keeps the dependency graph the build was recorded with: one row
+per reference of a component (``ord`` refers to ``reference``, both closure indexes)
+and one per root, with ``ord`` ``ROOT`` (-1), the build itself. A build recorded
+without a graph (``nix-store -qR``, an SBOM without dependencies) has no rows there;
+``ledger why`` says so rather than answer nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ PACKAGE_COLUMNS = (
     "outputs",
     "store_path",
 )
+REFERENCE_COLUMNS = ("build_id", "ord", "reference")
+ROOT = -1
+"""The ``ord`` of the build itself in ``build_references``: its rows are the roots."""
 BUILD_COLUMNS = (
     "build_id",
     "env",
@@ -117,9 +126,9 @@ def outputs_text(outputs: set[str | None]) -> str:
 class BuildsView(View):
     name = "builds"
     description = "builds, their closures and package versions (where, manifest, diff)"
-    schema_version = 2  # 2: package identity, build_packages
+    schema_version = 3  # 2: package identity, build_packages; 3: build_references
     kinds = frozenset({"build_recorded"})
-    tables = ("builds", "build_components", "build_packages")
+    tables = ("builds", "build_components", "build_packages", "build_references")
     ddl = (
         "CREATE TABLE IF NOT EXISTS builds ("
         "build_id TEXT PRIMARY KEY, env TEXT NOT NULL, service TEXT NOT NULL, "
@@ -135,6 +144,9 @@ class BuildsView(View):
         "build_id TEXT NOT NULL, ecosystem TEXT NOT NULL, match_name TEXT NOT NULL, "
         "version TEXT NOT NULL, name TEXT NOT NULL, outputs TEXT NOT NULL, store_path TEXT, "
         "PRIMARY KEY (build_id, ecosystem, match_name, version))" + WITHOUT_ROWID,
+        "CREATE TABLE IF NOT EXISTS build_references ("
+        "build_id TEXT NOT NULL, ord BIGINT NOT NULL, reference BIGINT NOT NULL, "
+        "PRIMARY KEY (build_id, ord, reference))" + WITHOUT_ROWID,
     )
     read_ddl = (
         "CREATE INDEX IF NOT EXISTS build_packages_name ON build_packages "
@@ -156,6 +168,7 @@ class BuildsView(View):
         builds: list[tuple[Any, ...]] = []
         components: list[tuple[Any, ...]] = []
         packages: list[tuple[Any, ...]] = []
+        references: list[tuple[Any, ...]] = []
         for fact in facts:
             event = fact.event
             if event["build_id"] in known:
@@ -176,8 +189,16 @@ class BuildsView(View):
                     len(closure),
                 )
             )
+            # Duplicates are dropped: the model does not refuse them, the key would.
+            references += [
+                (event["build_id"], ROOT, root) for root in sorted(set(event.get("roots", ())))
+            ]
             found: dict[tuple[str, str, str], tuple[str, set[str | None], list[str]]] = {}
             for ord_, c in enumerate(closure):
+                references += [
+                    (event["build_id"], ord_, reference)
+                    for reference in sorted(set(c.get("references", ())))
+                ]
                 who = package_identity(c)
                 components.append(
                     (
@@ -207,3 +228,4 @@ class BuildsView(View):
         tx.insert("builds", BUILD_COLUMNS, builds)
         tx.insert("build_components", COMPONENT_COLUMNS, components)
         tx.insert("build_packages", PACKAGE_COLUMNS, packages)
+        tx.insert("build_references", REFERENCE_COLUMNS, references)

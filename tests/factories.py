@@ -86,15 +86,30 @@ FIELDS: dict[str, dict[str, Any]] = {
         "modified": "2024-11-21T02:00:00Z",
         "summary": "The TLS heartbeat extension reads past the end of a buffer.",
         "severity": [
-            {"type": "CVSS_V3", "vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N",
-             "score": 7.5}
+            {
+                "type": "CVSS_V3",
+                "vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N",
+                "score": 7.5,
+            }
         ],
         "affected": [
-            {"ecosystem": "cpe", "name": "openssl", "vendor": "openssl",
-             "bounds": [{"start": "1.0.1", "end": "1.0.1g"}]},
-            {"ecosystem": "deb", "name": "openssl", "source_ecosystem": "Debian:7",
-             "ranges": [{"type": "ECOSYSTEM",
-                         "events": [{"introduced": "0"}, {"fixed": "1.0.1e-2+deb7u5"}]}]},
+            {
+                "ecosystem": "cpe",
+                "name": "openssl",
+                "vendor": "openssl",
+                "bounds": [{"start": "1.0.1", "end": "1.0.1g"}],
+            },
+            {
+                "ecosystem": "deb",
+                "name": "openssl",
+                "source_ecosystem": "Debian:7",
+                "ranges": [
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [{"introduced": "0"}, {"fixed": "1.0.1e-2+deb7u5"}],
+                    }
+                ],
+            },
         ],
         "unmatched": ["a GIT range of https://github.com/openssl/openssl"],
     },

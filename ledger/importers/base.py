@@ -1,19 +1,23 @@
-"""What every build importer shares: the refusal, builds as events, recording them once.
+"""What every build importer shares: the refusal, builds as events, recording them once,
+the dependency graph, and telling SBOM formats apart.
 
 An importer reads a whole file, builds and validates every event first, and appends
 them in one ``Ledger.append`` call: a refused file records nothing. Event ids are
 derived from what the build is (env, kind, build id, service), so importing the same
 file again records nothing new; an id already stored is reported as already recorded
-even if this import would give it other content (a default time of "now", say).
+even if this import would give it other content (a default time of "now", say, or a
+dependency graph an older version of the importer did not keep).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import PurePath
+from typing import Any, Literal
 from uuid import UUID, uuid5
 
 from pydantic import ValidationError
@@ -52,6 +56,25 @@ class ImportedBuild:
     artifact: str
     closure: tuple[Component, ...]
     occurred_at: datetime | None = None
+    roots: tuple[int, ...] = ()
+    """The closure components the artifact refers to directly; empty when the file says
+    nothing about dependencies (then so do the components' references)."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What the command line says about an SBOM's build, over what the SBOM says."""
+
+    service: str | None = None
+    artifact: str | None = None
+    build_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SbomBuild:
+    build: ImportedBuild
+    skipped: list[str]
+    """Components without a purl, as ``name version (ref)``."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +187,7 @@ def record(
                         "version": build.version,
                         "artifact": build.artifact,
                         "closure": build.closure,
+                        "roots": build.roots,
                     }
                 )
             )
@@ -192,3 +216,118 @@ def record(
         ],
         list(skipped_components),
     )
+
+
+# --- the dependency graph ------------------------------------------------------------
+
+
+def with_graph(
+    kept: Sequence[tuple[str, Component]],
+    edges: Mapping[str, Iterable[str]],
+    roots: Iterable[str],
+) -> tuple[tuple[Component, ...], tuple[int, ...]]:
+    """The closure with each component's references, and the roots, as closure indexes.
+
+    ``kept`` is the closure in order, each component with the id the file names it by
+    (store path, bom-ref, SPDX id); ``edges`` maps an id to the ids it refers to
+    directly; ``roots`` are the ids the artifact refers to directly. An id that is not
+    kept (a component without a purl, an SPDX file) is looked through: what refers to
+    it refers to what it refers to, so a path through it is not lost, only shortened.
+    A component's reference to itself (Nix paths often have one) is left out: it says
+    nothing about why the component is there.
+    """
+    index = {key: position for position, (key, _) in enumerate(kept)}
+
+    def targets(keys: Iterable[str]) -> tuple[int, ...]:
+        found: set[int] = set()
+        seen: set[str] = set()
+        stack = list(keys)
+        while stack:
+            key = stack.pop()
+            if key in index:
+                found.add(index[key])
+            elif key not in seen:
+                seen.add(key)
+                stack.extend(edges.get(key, ()))
+        return tuple(sorted(found))
+
+    closure = []
+    for position, (key, item) in enumerate(kept):
+        references = tuple(t for t in targets(edges.get(key, ())) if t != position)
+        closure.append(item.model_copy(update={"references": references}) if references else item)
+    return tuple(closure), targets(roots)
+
+
+def unreferenced(keys: Iterable[str], edges: Mapping[str, Iterable[str]]) -> list[str]:
+    """The ids no other id refers to, in ``keys``' order: the roots of a file that does
+    not say what the artifact itself refers to (as ``nix.roots`` finds Nix's)."""
+    referred = {target for key, targets in edges.items() for target in targets if target != key}
+    return [key for key in keys if key not in referred]
+
+
+# --- SBOM formats --------------------------------------------------------------------
+
+SbomFormat = Literal["cyclonedx-json", "cyclonedx-xml", "spdx-json", "spdx-tag-value"]
+TRIED = "CycloneDX JSON or XML (1.4-1.6), SPDX 2.3 JSON or tag-value"
+_CYCLONEDX_NAMESPACE = re.compile(
+    rb"<(?:[A-Za-z_][\w.-]*:)?bom\b[^>]*xmlns(?::[\w.-]+)?=[\"']http://cyclonedx\.org/schema/bom/"
+)
+_SPDX_TAG = re.compile(rb"^[ \t]*SPDXVersion:[ \t]*SPDX-", re.MULTILINE)
+_EXTENSIONS: dict[str, SbomFormat] = {
+    ".spdx": "spdx-tag-value",
+    ".xml": "cyclonedx-xml",
+}
+
+
+def sbom_format(file: str, data: bytes) -> SbomFormat:
+    """Which SBOM format ``data`` is in, told by its content; the file's extension only
+    decides which parser explains the trouble when the content looks like none.
+
+    JSON is CycloneDX when ``bomFormat`` is ``CycloneDX`` and SPDX when it has an
+    ``spdxVersion``; XML is CycloneDX when its root is a ``bom`` in CycloneDX's
+    namespace; text is SPDX tag-value when a line starts ``SPDXVersion: SPDX-``.
+    """
+    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if start in (b"{", b"["):
+        document = load_json(file, data)
+        if not isinstance(document, dict):
+            document = {}
+        if document.get("bomFormat") == "CycloneDX":
+            return "cyclonedx-json"
+        if "spdxVersion" in document:
+            return "spdx-json"
+        if "@context" in document and "spdx" in json.dumps(document["@context"]).lower():
+            raise ImportRefused(file, "", "SPDX 3 (JSON-LD) is not read: give SPDX 2.3")
+        raise ImportRefused(
+            file,
+            "",
+            'JSON, but neither a CycloneDX SBOM (no "bomFormat": "CycloneDX") nor an SPDX '
+            f'document (no "spdxVersion"); the formats read are {TRIED}',
+        )
+    if start == b"<":
+        if _CYCLONEDX_NAMESPACE.search(data[:4096]):
+            return "cyclonedx-xml"
+        if b"spdx" in data[:4096].lower():
+            raise ImportRefused(
+                file,
+                "",
+                "SPDX XML and RDF are not read: convert the document to JSON (pyspdxtools "
+                "-i FILE -o FILE.spdx.json)",
+            )
+        raise ImportRefused(
+            file,
+            "",
+            "XML, but not a CycloneDX SBOM (its root is not a bom element in the "
+            f"http://cyclonedx.org/schema/bom/ namespace); the formats read are {TRIED}",
+        )
+    if _SPDX_TAG.search(data):
+        return "spdx-tag-value"
+    hinted = next(
+        (found for suffix, found in _EXTENSIONS.items() if PurePath(file).name.endswith(suffix)),
+        None,
+    )
+    if hinted is not None:
+        return hinted  # its parser says what is wrong with the file
+    if not data.strip():
+        raise ImportRefused(file, "", "the file is empty")
+    raise ImportRefused(file, "", f"not an SBOM in a format the ledger reads: {TRIED}")

@@ -2,8 +2,11 @@
 
 Every store path becomes a closure component with the package name, version and
 output it is a path of (``ledger.nixnames``): from its deriver where ``nix path-info``
-gives one, else from its name. Nothing here runs Nix: the importers read what Nix
-printed or left on disk, so they work on a machine without Nix.
+gives one, else from its name. ``nix path-info`` also gives each path's references:
+they are kept as the build's dependency graph (the artifact's own path is its root),
+what ``ledger why`` follows; ``nix-store -qR`` and a profile without ``--path-info``
+give none, and are recorded without a graph. Nothing here runs Nix: the importers read
+what Nix printed or left on disk, so they work on a machine without Nix.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +22,14 @@ from typing import Any
 
 from ledger.errors import InvalidInput
 from ledger.events import Component
-from ledger.importers.base import ImportedBuild, ImportRefused, component, decode, load_json
+from ledger.importers.base import (
+    ImportedBuild,
+    ImportRefused,
+    component,
+    decode,
+    load_json,
+    with_graph,
+)
 from ledger.importers.storepath import (
     HASH_LENGTH,
     STORE_DIR,
@@ -210,8 +220,10 @@ def roots(infos: Mapping[str, PathInfo]) -> list[PathInfo]:
 
 
 def _components(
-    file: str, infos: Iterable[PathInfo], cache: dict[str, Component]
-) -> tuple[Component, ...]:
+    file: str, infos: Sequence[PathInfo], root: str, cache: dict[str, Component]
+) -> tuple[tuple[Component, ...], tuple[int, ...]]:
+    """The components of ``infos`` (a closure) with each path's references, and the
+    root (the path ``root``, which the closure is of), as closure indexes."""
     for info in infos:
         path = info.store_path
         if path.path not in cache:
@@ -227,7 +239,11 @@ def _components(
                 },
                 NAR_HASH_NAMES,
             )
-    return tuple(cache[info.store_path.path] for info in infos)
+    return with_graph(
+        [(info.store_path.path, cache[info.store_path.path]) for info in infos],
+        {info.store_path.path: info.references for info in infos},
+        [root],
+    )
 
 
 def path_info_builds(file: str, data: bytes, *, service: str | None) -> list[ImportedBuild]:
@@ -243,18 +259,23 @@ def path_info_builds(file: str, data: bytes, *, service: str | None) -> list[Imp
     if not found:
         raise ImportRefused(file, "", "no root: every store path is referenced by another")
     cache: dict[str, Component] = {}
-    return [
-        ImportedBuild(
-            position=root.position,
-            build_id=root.store_path.hash,
-            service=service or root.package.name,
-            version=root.package.version,
-            artifact=root.store_path.path,
-            closure=_components(file, closure(infos, root.store_path.path), cache),
-            occurred_at=root.registered_at,
+    builds = []
+    for root in found:
+        path = root.store_path.path
+        components, root_indexes = _components(file, closure(infos, path), path, cache)
+        builds.append(
+            ImportedBuild(
+                position=root.position,
+                build_id=root.store_path.hash,
+                service=service or root.package.name,
+                version=root.package.version,
+                artifact=path,
+                closure=components,
+                occurred_at=root.registered_at,
+                roots=root_indexes,
+            )
         )
-        for root in found
-    ]
+    return builds
 
 
 # --- nix-store -qR -------------------------------------------------------------------
@@ -427,9 +448,12 @@ def profile_builds(
                 "hash": target.hash,
             }
             components: tuple[Component, ...] = (component(str(generation.link), position, fields),)
+            root_indexes: tuple[int, ...] = ()
         elif target.path in infos:
             found = infos[target.path].package
-            components = _components(info_file, closure(infos, target.path), cache)
+            components, root_indexes = _components(
+                info_file, closure(infos, target.path), target.path, cache
+            )
         else:
             raise ImportRefused(
                 info_file,
@@ -445,5 +469,6 @@ def profile_builds(
             artifact=target.path,
             closure=components,
             occurred_at=generation.created_at,
+            roots=root_indexes,
         )
     return list(builds.values())

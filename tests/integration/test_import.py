@@ -169,6 +169,21 @@ def test_path_info_records_the_root_with_its_whole_closure(url: str) -> None:
         "store_path": OPENSSL,
         "purl": None,
         "hash": OPENSSL_NAR_HASH,
+        "references": [0],  # glibc: the closure is sorted by store path
+    }
+    # The graph: api (index 1) is the root; each path keeps its references.
+    assert event["roots"] == [1]
+    names = [c["name"] for c in event["closure"]]
+    assert {
+        c["name"]: sorted(names[i] for i in c.get("references", [])) for c in event["closure"]
+    } == {
+        "glibc": [],
+        "api": ["api-config", "curl", "python3.11-cryptography"],
+        "python3.11-cryptography": ["openssl"],
+        "api-config": [],
+        "openssl": ["glibc"],
+        "curl": ["glibc", "openssl", "zlib"],
+        "zlib": ["glibc"],
     }
 
 
@@ -176,8 +191,8 @@ def test_both_forms_nix_prints_give_the_same_builds() -> None:
     from_list = nix.path_info_builds("a", PATH_INFO.read_bytes(), service=None)
     from_object = nix.path_info_builds("b", PATH_INFO_OBJECT.read_bytes(), service=None)
     assert [b.closure for b in from_list] == [b.closure for b in from_object]
-    assert [(b.build_id, b.occurred_at) for b in from_list] == [
-        (b.build_id, b.occurred_at) for b in from_object
+    assert [(b.build_id, b.occurred_at, b.roots) for b in from_list] == [
+        (b.build_id, b.occurred_at, b.roots) for b in from_object
     ]
 
 
@@ -362,6 +377,8 @@ def test_profile_closures_come_from_path_info(url: str, tmp_path: Path) -> None:
     assert first["occurred_at"] == GENERATION_DATES[0]
     assert [(c["name"], c["version"]) for c in first["closure"]] == CLOSURE_2_4_1
     assert next(c for c in first["closure"] if c["name"] == "openssl")["hash"] == OPENSSL_NAR_HASH
+    # With path-info each generation keeps its graph, rooted at its own store path.
+    assert [first["closure"][i]["store_path"] for i in first["roots"]] == [API_2_4_1]
 
 
 def test_a_rolled_back_to_build_is_recorded_once_at_its_first_generation(
@@ -465,7 +482,13 @@ def test_an_image_sbom_is_named_by_its_digest_with_hashes_and_nested_components(
 
 
 def test_an_sbom_with_nothing_to_name_the_build_needs_the_options(url: str) -> None:
-    data = edited(SBOM, lambda d: d["metadata"].pop("component"))
+    def without_root(document: dict[str, Any]) -> None:
+        document["metadata"].pop("component")
+        document["dependencies"] = [
+            d for d in document["dependencies"] if d["ref"] != "root-component"
+        ]
+
+    data = edited(SBOM, without_root)
     message = refused(url, "cyclonedx", "-", "--build-id", DIGEST, input=data)
     assert "metadata.component: missing" in message
     assert "pass --service, --artifact and --build-id" in message
@@ -507,7 +530,20 @@ def test_a_truncated_sbom_is_refused_at_the_line_and_column(url: str) -> None:
             lambda d: d["components"][4].update(name=" urllib3"),
             "components[4].name: leading or trailing whitespace is not allowed",
         ),
-        (lambda d: d.update(bomFormat="SPDX"), "not a CycloneDX JSON SBOM"),
+        (lambda d: d.update(bomFormat="SPDX"), "JSON, but neither a CycloneDX SBOM"),
+        (
+            lambda d: d.update(bomFormat="SPDX", spdxVersion="SPDX-2.3"),
+            "an SPDX document, not a CycloneDX SBOM: import it with `ledger import spdx`",
+        ),
+        (
+            lambda d: d["dependencies"][3]["dependsOn"].append("chardet==5.2.0"),
+            "dependencies: ref 'requests==2.34.2', dependsOn 'chardet==5.2.0': no component "
+            "has this bom-ref",
+        ),
+        (
+            lambda d: d["dependencies"].append({"ref": "pkg:pypi/six@1.16.0"}),
+            "dependencies: ref 'pkg:pypi/six@1.16.0': no component has this bom-ref",
+        ),
         (
             lambda d: d.update(components={"name": "certifi"}),
             "not a valid CycloneDX SBOM: There was an AttributeError deserializing JSON",
@@ -566,7 +602,12 @@ def test_path_info_records_each_output_as_its_package_by_the_deriver(
         "store_path": OPENSSL_3_DEV,
         "purl": None,
         "hash": "sha256-5LDAFl8UnsSm0bvfBrMtxNYYufRYTfieRfrC9zguRDM=",
+        "references": [3, 5],  # its out and bin outputs, by closure index
     }
+    assert [gateway["closure"][i]["store_path"] for i in dev["references"]] == [
+        OPENSSL_3,
+        OPENSSL_3_BIN,
+    ]
 
 
 def test_the_deriver_decides_not_the_name(url: str) -> None:
@@ -688,3 +729,117 @@ def test_the_closure_of_several_roots_cannot_be_told_without_a_root(url: str) ->
     report = imported(url, "nix-store", str(MULTI_ROOT_STORE_QR), "--env", "production")
     [build] = report["builds"]
     assert (build["artifact"], build["paths"]) == (BILLING, 9)
+
+
+# --- SBOMs as the tools write them: CycloneDX XML, SPDX, told apart by content -------
+
+SBOMS = FIXTURES / "sboms"
+IMAGE_DIGEST = "sha256:b2af04b4a64e7a0005310489135dd7423c7ed73e2b87d10f6104a75fdaad3e6b"
+
+
+def graph_of(event: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
+    """The roots' names and each component's references' names."""
+    names = [c["name"] for c in event["closure"]]
+    return (
+        [names[i] for i in event.get("roots", [])],
+        {c["name"]: [names[i] for i in c.get("references", [])] for c in event["closure"]},
+    )
+
+
+def test_cyclonedx_xml_records_what_the_json_records(url: str) -> None:
+    from_json = imported(url, "cyclonedx", str(SBOM), "--env", "production", "--build-id", DIGEST)
+    from_xml = imported(
+        url, "cyclonedx", str(SBOMS / "environment-1.5.cdx.xml"), "--env", "production",
+        "--build-id", DIGEST,
+    )  # fmt: skip
+    assert (from_json["recorded"], from_xml["already_recorded"]) == (1, 1)
+    [event] = events(url)
+    assert graph_of(event) == (
+        ["requests"],
+        {
+            "certifi": [],
+            "charset-normalizer": [],
+            "idna": [],
+            "requests": ["certifi", "charset-normalizer", "idna", "urllib3"],
+            "urllib3": [],
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("fixture", "command"),
+    [
+        ("image-syft.spdx.json", "spdx"),
+        ("image-syft.spdx", "spdx"),
+        ("image-syft.spdx.json", "sbom"),
+        ("image-syft.spdx", "sbom"),
+    ],
+)
+def test_an_spdx_image_is_one_build_with_its_graph(url: str, fixture: str, command: str) -> None:
+    report = imported(url, command, "-", "--env", "staging", input=(SBOMS / fixture).read_bytes())
+    [build] = report["builds"]
+    assert (build["service"], build["build_id"], build["paths"]) == (
+        "registry.internal/api", IMAGE_DIGEST, 9,
+    )  # fmt: skip
+    assert report["skipped_components"] == []
+    [event] = events(url)
+    assert event["occurred_at"] == "2026-03-11T14:10:00Z"
+    roots, references = graph_of(event)
+    assert roots == ["registry.internal/api"]
+    assert references["libcurl"] == [
+        "musl",
+        "zlib",
+        "libcrypto3",
+        "libssl3",
+        "ca-certificates-bundle",
+    ]
+    views = Views(Ledger(locate(url)))
+    views.catch_up()
+    rows = views.query(
+        "SELECT ord, reference FROM build_references WHERE build_id = ? AND ord = -1",
+        [IMAGE_DIGEST],
+    )
+    assert [(r["ord"], r["reference"]) for r in rows] == [(-1, 8)]
+
+
+def test_the_spdx_specification_example_skips_packages_without_a_purl(url: str) -> None:
+    report = imported(url, "sbom", str(SBOMS / "SPDXTagExample-v2.3.spdx"), "--env", "staging")
+    assert report["skipped_components"] == [
+        "glibc 2.11.1 (SPDXRef-Package)",
+        "Apache Commons Lang (SPDXRef-fromDoap-1)",
+        "Saxon 8.8 (SPDXRef-Saxon)",
+    ]
+    [event] = events(url)
+    assert (event["service"], event["version"]) == ("glibc", "2.11.1")
+    assert [c["purl"] for c in event["closure"]] == ["pkg:maven/org.apache.jena/apache-jena@3.12.0"]
+    assert "roots" not in event  # recorded without a graph
+    again = imported(url, "sbom", str(SBOMS / "SPDXJSONExample-v2.3.spdx.json"), "--env", "staging")
+    assert (again["recorded"], again["already_recorded"]) == (0, 1)
+
+
+def test_a_file_in_no_sbom_format_is_refused_naming_the_formats(url: str) -> None:
+    message = refused(url, "sbom", str(STORE_QR)).replace("\n", "")
+    assert message.startswith(
+        f"Error: {STORE_QR}: not an SBOM in a format the ledger reads: CycloneDX JSON or XML "
+        "(1.4-1.6), SPDX 2.3 JSON or tag-value"
+    )
+    message = refused(url, "sbom", str(PATH_INFO)).replace("\n", "")
+    assert 'JSON, but neither a CycloneDX SBOM (no "bomFormat": "CycloneDX") nor an SPDX' in message
+    message = refused(url, "spdx", str(SBOMS / "image-syft.cdx.xml")).replace("\n", "")
+    assert "a CycloneDX SBOM, not an SPDX document: import it with `ledger import cyclonedx`" in (
+        message
+    )
+
+
+def test_a_malformed_sbom_is_refused_with_its_position(url: str) -> None:
+    text = (SBOMS / "image-syft.spdx").read_text()
+    bad = text.replace(
+        "Relationship: SPDXRef-Package-apk-musl", "Relationship: SPDXRef-Package-apk-mus", 1
+    )
+    message = refused(url, "sbom", "-", input=bad.encode()).replace("\n", "")
+    assert "Error: <stdin>: relationship SPDXRef-Package-apk-mus" in message
+    assert "is not an element of the document" in message
+    xml = (SBOMS / "image-syft.cdx.xml").read_text()
+    message = refused(url, "sbom", "-", input=xml[: len(xml) // 2].encode()).replace("\n", "")
+    assert "Error: <stdin>: line " in message
+    assert "not well-formed XML" in message
