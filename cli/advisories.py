@@ -215,7 +215,7 @@ def _show_record(record: dict[str, Any]) -> None:
         + (f"; CVSS {score}" if score else "")
     )
     if record["summary"]:
-        console.print(f"  {esc(record['summary'])}", overflow="fold")
+        console.print(f"  {esc(' '.join(record['summary'].split()))}", overflow="fold")
     for package in record["affected"]:
         console.print(f"  affects {esc(package['covers'])}")
     for text in record["unmatched"]:

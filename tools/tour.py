@@ -27,6 +27,8 @@ AGAIN = "$ # … the same command again:"
 FILES = {
     "closure.json": ROOT / "tests/fixtures/nix/path-info.json",
     "sbom.cdx.json": ROOT / "tests/fixtures/cyclonedx/environment.cdx.json",
+    "nvdcve-2.0-fleet.json": ROOT / "docs/examples/nvdcve-2.0-fleet.json",
+    "cpe-map.txt": ROOT / "docs/examples/cpe-map.txt",
 }
 BAD_JSONL = (
     '{"kind": "health_reported", "event_id": "6f1c3a52-1d5e-4d8f-9a0b-7c2e4b9d1f30", '
