@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -189,3 +190,48 @@ def test_the_api_answers_exposure_and_vulns_to_readers(server: ApiServer) -> Non
     assert ranked.status_code == 200, ranked.text
     assert [r["id"] for r in ranked.json()] == [CVE]
     assert get(server, "/api/vulns", min_severity="severe").status_code == 422
+
+
+def test_the_tour_files_import_and_the_cpe_map_names_curl(ledger_url: str) -> None:
+    """The README tour's real NVD records (docs/examples): curl is haxx:libcurl in NVD, so
+    only the CPE map makes CVE-2023-38545 hit a Nix curl; a second import stores nothing."""
+    examples = Path(__file__).parents[2] / "docs" / "examples"
+    story = Story()
+    build = story.build("api", "1.0", {
+        "name": "curl", "version": "8.1.1",
+        "store_path": f"/nix/store/{'c' * 32}-curl-8.1.1",
+    })  # fmt: skip
+    story.plan(1, {("h1", "api"): build})
+    story.activate("h1", "api", build, 1)
+    ledger = Ledger(locate(ledger_url), create=True)
+    story.record(ledger)
+    ledger.close()
+    feed = str(examples / "nvdcve-2.0-fleet.json")
+    first = as_json(run(ledger_url, "advisories", "import", feed, "--json"))
+    assert (first["records"], first["stored"]) == (3, 3)
+    again = as_json(run(ledger_url, "advisories", "import", feed, "--json"))
+    assert (again["stored"], again["skipped"]) == (0, 3)
+    assert run(ledger_url, "project").exit_code == 0
+    assert as_json(run(ledger_url, "vulns", "--json")) == []
+    mapped = as_json(run(ledger_url, "vulns", "--cpe-map", str(examples / "cpe-map.txt"), "--json"))
+    assert [(r["id"], r["score"], r["packages"]) for r in mapped] == [
+        ("CVE-2023-38545", 9.8, [{"name": "curl", "version": "8.1.1", "fixed": "8.4.0"}])
+    ]
+
+
+def test_a_bad_advisory_file_is_refused_whole(ledger_url: str, tmp_path: Path) -> None:
+    feed = json.loads(
+        (Path(__file__).parents[2] / "docs/examples/nvdcve-2.0-fleet.json").read_text()
+    )
+    del feed["vulnerabilities"][2]["cve"]["lastModified"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(feed))
+    Ledger(locate(ledger_url), create=True).close()
+    result = run(ledger_url, "advisories", "import", str(bad))
+    assert result.exit_code == 2, result.output
+    assert "CVE-2023-45853" in result.output
+    assert "lastModified" in result.output
+    assert "nothing was recorded" in result.output
+    stored = run(ledger_url, "log", "--json")
+    assert stored.exit_code == 0, stored.output
+    assert stored.stdout == ""  # JSON lines: none
