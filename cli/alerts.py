@@ -166,14 +166,16 @@ def _delivery_style(row: dict[str, Any]) -> str | None:
 def silence() -> None:
     """Mute alerts during maintenance: add, list and expire silences.
 
-    A silence matches alerts by env, service and kind (env and service may be shell
-    patterns such as 'pr-*'). While it lasts, matching alerts are tracked but not sent
-    to Slack; those still firing when it ends are sent then. Silences live in the
-    ledger's database, so every `ledger collect` sees them.
+    A silence matches alerts by env, service and kind, and advisory alerts by advisory
+    id too (env, service and advisory may be shell patterns such as 'pr-*'). While it
+    lasts, matching alerts are tracked but not sent to Slack; those still firing when
+    it ends are sent then. Silences live in the ledger's database, so every `ledger
+    collect` sees them.
 
     \b
     Example:
       ledger silence add --env production --service api --for 2h --comment "db migration"
+      ledger silence add --advisory CVE-2014-0160 --for 7d --comment "not reachable: SEC-88"
       ledger silence list
       ledger silence expire 3f9a1c2e
     """
@@ -187,6 +189,11 @@ def silence() -> None:
     type=KindChoice(list(ALERT_KINDS)),
     help="Alert kind to silence, e.g. activation_failed (or activation-failed).",
 )
+@click.option(
+    "--advisory",
+    help="Advisory id (or pattern) whose advisory alerts to silence: an id of the "
+    "vulnerability or any alias, e.g. CVE-2014-0160 or 'GHSA-*'.",
+)
 @click.option("--for", "length", required=True, metavar="DURATION", help="How long: 2h, 90m, 1d.")
 @click.option("--comment", default="", help="Why (a ticket, the maintenance).")
 @click.option("--author", default=default_actor, show_default="user@host", help="Who silences.")
@@ -197,6 +204,7 @@ def silence_add(
     env: str | None,
     service: str | None,
     kind: str | None,
+    advisory: str | None,
     length: str,
     comment: str,
     author: str,
@@ -204,12 +212,14 @@ def silence_add(
 ) -> None:
     """Silence matching alerts from now on, for a while.
 
-    Give at least one of --env, --service, --kind; what is left out matches anything.
+    Give at least one of --env, --service, --kind, --advisory; what is left out matches
+    anything.
 
     \b
     Example:
       ledger silence add --env production --service api --for 2h --comment "CHG-1234"
       ledger silence add --env 'pr-*' --kind drain_timed_out --for 1d
+      ledger silence add --advisory CVE-2014-0160 --env staging --for 7d
     """
     seconds = duration(length)
     now = time.time()
@@ -219,6 +229,7 @@ def silence_add(
             env=env,
             service=service,
             kind=kind,
+            advisory=advisory,
             seconds=seconds,
             comment=comment,
             created_by=author,
@@ -289,5 +300,6 @@ def _when(row: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def _matcher(row: dict[str, Any]) -> str:
-    parts = [f"{key}={row[key]}" for key in ("env", "service", "kind") if row[key]]
+    keys = ("env", "service", "kind", "advisory")
+    parts = [f"{key}={row[key]}" for key in keys if row.get(key)]
     return " ".join(parts)

@@ -64,6 +64,12 @@ def riemann_options(what: str) -> Callable[[F], F]:
 )
 @click.option("--rules", type=click.Path(dir_okay=False), help="Alert rules file (TOML).")
 @click.option(
+    "--cpe-map",
+    type=click.Path(dir_okay=False, exists=True),
+    help="NVD products named otherwise than their packages, for advisory alerts "
+    "(env: LEDGER_CPE_MAP; see ledger exposure --help).",
+)
+@click.option(
     "--config",
     type=click.Path(dir_okay=False, exists=True),
     envvar=CONFIG_VARIABLE,
@@ -78,6 +84,10 @@ def riemann_options(what: str) -> Callable[[F], F]:
 def collect(session: Session, /, config: str | None, once: bool, **flags: Any) -> None:
     """Follow the ledger: every event to Riemann, alerts to Slack.
 
+    Advisories that expose hosts alert too: one Slack alert per vulnerability (hosts,
+    versions, fixed versions) and a Riemann event per vulnerability and env whose metric
+    is the hosts exposed; both resolve when no host runs an affected build.
+
     Each collector keeps its own position in the ledger's database: after a crash or
     a restart it resumes where it was confirmed, nothing lost, nothing already
     confirmed sent again. While Riemann or Slack is down the ledger keeps accepting
@@ -91,7 +101,7 @@ def collect(session: Session, /, config: str | None, once: bool, **flags: Any) -
       LEDGER_SLACK_WEBHOOK=https://hooks.slack.com/services/… ledger collect \\
         --riemann riemann.internal:5554 --riemann-tls --riemann-ca ca.pem --rules alerts.toml
     """
-    paths = {"riemann_ca", "riemann_cert", "riemann_key", "rules"}
+    paths = {"riemann_ca", "riemann_cert", "riemann_key", "rules", "cpe_map"}
     given = {k: Path(v) if k in paths and v is not None else v for k, v in flags.items()}
     settings = load_settings(Path(config) if config else None, **given)
     if settings.riemann is None and settings.slack_webhook is None:

@@ -6,9 +6,11 @@ takes first, a row of ``alerts``, and how their times (epoch seconds) read.
 - ``alert_groups``: when each group's episode started and last sent a message.
 - ``alert_generations``: the generations the collector has seen planned, and how they
   ended.
-- ``silences``; ``alert_collector``: the lock.
+- ``silences`` (``advisory``: a column added after the others); ``alert_collector``:
+  the lock.
 
-The outbox's table, ``slack_outbox``, is in ``collectors.outbox``.
+The outbox's table, ``slack_outbox``, is in ``collectors.outbox``; what advisories
+expose, ``exposures`` and ``exposure_vulnerabilities``, in ``collectors.exposure_state``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS silences ("
     "id TEXT PRIMARY KEY, env TEXT, service TEXT, kind TEXT, "
     "starts_at DOUBLE PRECISION NOT NULL, ends_at DOUBLE PRECISION NOT NULL, "
-    "comment TEXT NOT NULL, created_by TEXT NOT NULL, expired_by TEXT)",
+    "comment TEXT NOT NULL, created_by TEXT NOT NULL, expired_by TEXT, advisory TEXT)",
     "CREATE TABLE IF NOT EXISTS alert_collector ("
     "name TEXT PRIMARY KEY, stepped_at DOUBLE PRECISION NOT NULL)",
 )
@@ -54,6 +56,22 @@ def create_tables(store: AnyViewRecorder) -> None:
     with store.transaction(commit=True) as tx:
         for statement in DDL:
             tx.execute(statement)
+        _add_column(tx, "silences", "advisory", "TEXT")
+
+
+def _add_column(tx: Tx, table: str, column: str, kind: str) -> None:
+    """A column later versions added to a table that an older one made."""
+    if tx.postgres:
+        columns = tx.tuples(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = current_schema()",
+            (table,),
+        )
+        found = {name for (name,) in columns}
+    else:
+        found = {row["name"] for row in tx.query(f"PRAGMA table_info({table})")}
+    if column not in found:  # (ALTER TABLE locks the table even when it changes nothing)
+        tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def lock(tx: Tx, now: float) -> None:

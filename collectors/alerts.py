@@ -13,6 +13,11 @@ alerts become a message: ``collectors.grouping``.
   completes, or when a rollback undoes N; a health alert's host when that host/service
   reports another state (critical → ok); a drift alert's host when the host reports what
   the generation wants again, and the whole alert when a newer generation is planned.
+- **Advisories.** An ``advisory`` alert per vulnerability (an advisory group,
+  ``collectors.exposure_state``) and env fires while a host of the env runs a build it
+  affects, with those hosts, and resolves when none does (an upgrade, a withdrawn
+  advisory); a rollback to an affected build fires it again. Its ``detail`` holds the
+  vulnerability's key (CVE-2014-0160); its group is the vulnerability's, across envs.
 - **Stale health.** A health report whose ttl had already run out when the collector
   read it (a first run over months of history, a collector catching up after an outage)
   tells what *was*, not what is: it never pages. Its alert is kept with the status
@@ -33,24 +38,36 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from collectors.alert_tables import COLLECTOR, lock
+from collectors.exposure_state import (
+    EXPOSURE_KINDS,
+    AdvisoryWatch,
+    Change,
+    Exposed,
+    ExposureBook,
+)
 from collectors.fleet import Fleet
 from collectors.follower import tracking_name
-from collectors.kinds import FIRING, GENERATION_KINDS, HEALTH_KINDS, RESOLVED
+from collectors.kinds import ADVISORY, FIRING, GENERATION_KINDS, HEALTH_KINDS, RESOLVED
 from collectors.rules import Rules
 from ledger.application import Ledger
 from ledger.domain import TOPICS
 from projections.store import AnyViewRecorder, Tx, to_micros
 from projections.view import Fact
 
-FOLLOWED_KINDS = (
-    "activation_failed",
-    "distribution_failed",
-    "drain_timed_out",
-    "generation_planned",
-    "generation_completed",
-    "generation_failed",
-    "health_reported",
-    "host_reported",
+FOLLOWED_KINDS = tuple(
+    sorted(
+        {
+            "activation_failed",
+            "distribution_failed",
+            "drain_timed_out",
+            "generation_planned",
+            "generation_completed",
+            "generation_failed",
+            "health_reported",
+            "host_reported",
+            *EXPOSURE_KINDS,
+        }
+    )
 )
 """The event kinds the Slack collector reads."""
 
@@ -97,9 +114,17 @@ def group_of(env: str, generation: int, kind: str) -> tuple[str, int]:
 class AlertBook:
     """The alert state in the ledger's database, as facts change it."""
 
-    def __init__(self, rules: Rules, fleet: Fleet) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        fleet: Fleet,
+        exposure: ExposureBook | None = None,
+        advisories: AdvisoryWatch | None = None,
+    ) -> None:
         self.rules = rules
         self.fleet = fleet
+        self.exposure = exposure
+        self.advisories = advisories
 
     # --- facts ------------------------------------------------------------------------
 
@@ -107,10 +132,111 @@ class AlertBook:
         """Change the alert state for these facts (in the caller's transaction, the
         one that confirms them)."""
         lock(tx, now)
+        exposure = self.exposure
+        if exposure is not None and self.advisories is not None and facts:
+            # Before the first advisory nothing is exposed: no need to look.
+            exposure = exposure if self.advisories.seen(facts[-1].notification_id) else None
+        changes = exposure.apply(tx, facts) if exposure is not None else []
         for fact in facts:
             handler = getattr(self, f"_on_{fact.kind}", None)
             if handler is not None:
                 handler(tx, fact, fact.event, now)
+        for change in changes:  # advisory alerts depend on no other kind's state
+            self._on_exposure(tx, change, now)
+        if exposure is not None:
+            exposure.write(tx)
+
+    def _exposure_hosts(self, tx: Tx, fp: str, change: Change, now: float) -> None:
+        """A firing advisory alert whose hosts ``change.touched`` changed."""
+        assert change.touched is not None
+        occurred = to_micros(change.fact.event["occurred_at"])
+        changed = False
+        for host, rows in sorted(change.touched.items()):
+            entry = advisory_hosts(rows).get(host)
+            held = tx.tuples(
+                "SELECT build_id, reason FROM alert_hosts WHERE fingerprint = ? AND host = ?",
+                (fp, host),
+            )
+            if entry is None and held:
+                tx.execute("DELETE FROM alert_hosts WHERE fingerprint = ? AND host = ?", (fp, host))
+            elif entry is not None and not held:
+                tx.execute(
+                    "INSERT INTO alert_hosts (fingerprint, host, build_id, reason, "
+                    "occurred_at) VALUES (?, ?, ?, ?, ?)",
+                    (fp, host, *entry, occurred),
+                )
+            elif entry is not None and tuple(held[0]) != entry:
+                tx.execute(
+                    "UPDATE alert_hosts SET build_id = ?, reason = ?, occurred_at = ? "
+                    "WHERE fingerprint = ? AND host = ?",
+                    (*entry, occurred, fp, host),
+                )
+            else:
+                continue
+            changed = True
+        if changed:
+            self._changed(tx, fp, change.fact, now)
+
+    def _on_exposure(self, tx: Tx, change: Change, now: float) -> None:
+        """An advisory alert fires with exactly the hosts exposed, or resolves."""
+        env, name, fact = change.env, change.vulnerability.key, change.fact
+        if not self.rules.alerts(env, "", ADVISORY):
+            return
+        fp = fingerprint(env, name, 0, ADVISORY)
+        rows = tx.query("SELECT status FROM alerts WHERE fingerprint = ?", (fp,))
+        if not change.exposed:
+            if rows and rows[0]["status"] == FIRING:
+                self._resolve(tx, fp, change.why, fact, now)
+            return
+        if rows and rows[0]["status"] == FIRING and change.touched is not None:
+            self._exposure_hosts(tx, fp, change, now)  # a few hosts changed: only those
+            return
+        hosts = advisory_hosts(change.exposed)
+        occurred = to_micros(fact.event["occurred_at"])
+        group_key = f"advisory {name}"
+        changed = False
+        if not rows:
+            tx.execute(
+                "INSERT INTO alerts (fingerprint, env, service, generation, kind, group_key, "
+                "status, total_hosts, detail, started_at, changed_at, first_occurred, "
+                "position, version, notified_version) "
+                "VALUES (?, ?, '', 0, ?, ?, 'firing', 0, ?, ?, ?, ?, ?, 1, 0)",
+                (fp, env, ADVISORY, group_key, name, now, now, occurred, fact.position),
+            )
+        elif rows[0]["status"] != FIRING:  # fires again: a new episode
+            tx.execute("DELETE FROM alert_hosts WHERE fingerprint = ?", (fp,))
+            tx.execute(
+                "UPDATE alerts SET status = 'firing', resolution = NULL, started_at = ?, "
+                "first_occurred = ? WHERE fingerprint = ?",
+                (now, occurred, fp),
+            )
+            changed = True
+        if not rows or changed:
+            tx.execute(
+                "INSERT INTO alert_groups (group_key, env, generation) VALUES (?, '*', 0) "
+                "ON CONFLICT (group_key) DO NOTHING",
+                (group_key,),
+            )
+            tx.execute(
+                "UPDATE alert_groups SET started_at = ? WHERE group_key = ? AND started_at IS NULL",
+                (now, group_key),
+            )
+        held = {
+            host: (build, reason)
+            for host, build, reason in tx.tuples(
+                "SELECT host, build_id, reason FROM alert_hosts WHERE fingerprint = ?", (fp,)
+            )
+        }
+        if held != hosts:
+            tx.execute("DELETE FROM alert_hosts WHERE fingerprint = ?", (fp,))
+            tx.execute_many(
+                "INSERT INTO alert_hosts (fingerprint, host, build_id, reason, occurred_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(fp, host, build, reason, occurred) for host, (build, reason) in hosts.items()],
+            )
+            changed = changed or bool(rows)
+        if changed:
+            self._changed(tx, fp, fact, now)
 
     def _on_generation_planned(self, tx: Tx, fact: Fact, e: dict[str, Any], now: float) -> None:
         env, number = e["env"], e["number"]
@@ -413,6 +539,25 @@ class AlertBook:
             (why, fp),
         )
         self._changed(tx, fp, fact, now)
+
+
+def advisory_hosts(exposed: Iterable[Exposed]) -> dict[str, tuple[str, str]]:
+    """Host → (a build, what it runs that is affected): ``api: openssl 1.0.1f``, the
+    services of one host joined by ``; ``."""
+    found: dict[str, list[Exposed]] = {}
+    for row in exposed:
+        found.setdefault(row.host, []).append(row)
+    return {
+        host: (
+            rows[0].build_id,
+            "; ".join(
+                f"{row.service}: "
+                + ", ".join(f"{name} {version}" for name, version, _ in row.packages)
+                for row in sorted(rows, key=lambda r: r.service)
+            ),
+        )
+        for host, rows in sorted(found.items())
+    }
 
 
 def _drift_reason(wanted: str | None, found: str | None, number: int) -> str:

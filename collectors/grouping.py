@@ -2,7 +2,8 @@
 ``ledger alerts`` shows of the alert state.
 
 - **Groups.** The alerts of one generation of one env form a group (health alerts: one
-  group per env), and a group is one message: the first after ``group_wait``, a changed
+  group per env; advisory alerts: one group per vulnerability, across envs), and a
+  group is one message: the first after ``group_wait``, a changed
   group (an alert new, grown, shrunk or resolved) at most every ``group_interval``, an
   unchanged firing alert again only after ``repeat_interval``.
 - **Silences** (``collectors.silences``) mute matching alerts while active: silenced
@@ -21,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from collectors.alert_tables import AlertRow, iso, lock
+from collectors.alert_tables import COLLECTOR, AlertRow, iso, lock
 from collectors.alerts import STALE
+from collectors.exposure_state import stored_packages, stored_vulnerabilities
 from collectors.fleet import Fleet
-from collectors.kinds import FIRING, HEALTH_KINDS, RESOLVED
-from collectors.messages import AlertNotice, GroupNotice, summarise
+from collectors.kinds import ADVISORY, FIRING, HEALTH_KINDS, RESOLVED
+from collectors.messages import AdvisoryNotice, AlertNotice, GroupNotice, summarise
 from collectors.silences import Silence, read_silences
 from ledger.application import batched
 from projections.store import AnyViewRecorder, Tx
@@ -136,8 +138,9 @@ class AlertGroups:
         by_group: dict[str, list[AlertRow]] = {}
         for row in rows:
             by_group.setdefault(row["group_key"], []).append(AlertRow(**row))
+        ids = advisory_ids(tx, [AlertRow(**row) for row in rows])
         return [
-            self._plan(groups.get(key, {}), key, alerts, active, now)
+            self._plan(groups.get(key, {}), key, alerts, active, now, ids)
             for key, alerts in by_group.items()
         ]
 
@@ -148,13 +151,14 @@ class AlertGroups:
         alerts: list[AlertRow],
         active: list[Silence],
         now: float,
+        ids: dict[str, tuple[str, ...]],
     ) -> _Plan:
         t = self.timing
         drop = tuple(
             a for a in alerts if a.status == RESOLVED and a.changed and a.notified_status != FIRING
         )
         live = [a for a in alerts if a not in drop]
-        visible = [a for a in live if not any(s.matches(a.env, a.service, a.kind) for s in active)]
+        visible = [a for a in live if not muted(a, active, ids)]
         changed = [a for a in visible if a.changed]
         repeat = [
             a
@@ -211,17 +215,50 @@ class AlertGroups:
                 detail=alert.detail,
                 resolution=alert.resolution,
                 new=alert.notified_status != FIRING,
+                packages=(
+                    tuple(stored_packages(tx, COLLECTOR, alert.detail, alert.env))
+                    if alert.kind == ADVISORY and alert.status == FIRING
+                    else ()
+                ),
             )
 
         first = alerts[0]
         group_generation = 0 if first.kind in HEALTH_KINDS.values() else first.generation
+        advisory = None
+        if first.kind == ADVISORY:
+            known = stored_vulnerabilities(tx, COLLECTOR, [first.detail]).get(first.detail)
+            advisory = AdvisoryNotice(
+                first.detail,
+                known.ids if known else (first.detail,),
+                known.score if known else None,
+                known.severity if known else None,
+                known.summary if known else "",
+            )
         return GroupNotice(
             plan.group_key,
             first.env,
             group_generation,
             tuple(map(notice, plan.send)),
             tuple(map(notice, plan.resolved)),
+            advisory,
         )
+
+
+def advisory_ids(tx: Tx, alerts: list[AlertRow]) -> dict[str, tuple[str, ...]]:
+    """Fingerprint → the ids of an advisory alert's vulnerability (what silences match)."""
+    keys = {a.detail for a in alerts if a.kind == ADVISORY}
+    known = stored_vulnerabilities(tx, COLLECTOR, keys) if keys else {}
+    return {
+        a.fingerprint: known[a.detail].ids if a.detail in known else (a.detail,)
+        for a in alerts
+        if a.kind == ADVISORY
+    }
+
+
+def muted(alert: AlertRow, active: list[Silence], ids: dict[str, tuple[str, ...]]) -> bool:
+    """Whether an active silence mutes the alert (by its vulnerability's ids too)."""
+    names = ids.get(alert.fingerprint, ())
+    return any(s.matches(alert.env, alert.service, alert.kind, names) for s in active)
 
 
 # --- reading the state (ledger alerts) -----------------------------------------------
@@ -251,10 +288,12 @@ def alert_rows(
             tx.tuples("SELECT fingerprint, COUNT(*) FROM alert_hosts GROUP BY fingerprint")
         )
         active = [s for s in read_silences(tx, now) if s.active(now)]
+        ids = advisory_ids(tx, [AlertRow(**row) for row in rows])
     found = []
     for row in rows:
         alert = AlertRow(**row)
-        muted = [s.id for s in active if s.matches(alert.env, alert.service, alert.kind)]
+        names = ids.get(alert.fingerprint, ())
+        muted = [s.id for s in active if s.matches(alert.env, alert.service, alert.kind, names)]
         hosts = int(counts.get(alert.fingerprint, 0))
         summary = summarise(
             alert.kind, alert.env, alert.service, alert.generation, hosts,

@@ -11,11 +11,13 @@ ALERT_KINDS: dict[str, str] = {
     "health_critical": "hosts report a service (or themselves) critical",
     "health_warning": "hosts report a service (or themselves) warning (not by default)",
     "drift": "a host runs other builds than its env's completed current generation wants",
+    "advisory": "hosts run a build an advisory affects (one alert per vulnerability and env)",
 }
 DEFAULT_KINDS = frozenset(ALERT_KINDS) - {"health_warning"}
 GENERATION_KINDS = frozenset(
     {"activation_failed", "distribution_failed", "drain_timed_out", "generation_failed"}
 )
 HEALTH_KINDS = {"critical": "health_critical", "warning": "health_warning"}
+ADVISORY = "advisory"
 
 FIRING, RESOLVED = "firing", "resolved"

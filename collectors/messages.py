@@ -1,7 +1,8 @@
 """What a message says and how Slack shows it: the notices the alert state hands over
 (a group's firing and resolved alerts, ready to show), an alert in one sentence, and
 the Block Kit message about a group, with its plain-text fallback and the commands that
-show more."""
+show more. An advisory group's message is about one vulnerability: its severity and
+score in the title, per env the hosts exposed, the affected and fixed versions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from collectors.kinds import GENERATION_KINDS, HEALTH_KINDS
+from collectors.kinds import ADVISORY, GENERATION_KINDS, HEALTH_KINDS
 
 MAX_ALERTS = 20
 """Alerts shown per message (Slack: 50 blocks at most); the rest are counted."""
@@ -18,6 +19,24 @@ SECTION_LIMIT = 3000
 
 
 # --- notices: what a message says ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdvisoryNotice:
+    """The vulnerability an advisory group's message is about."""
+
+    key: str
+    ids: tuple[str, ...]
+    """The key first, then the other ids and aliases."""
+    score: float | None
+    severity: str | None
+    summary: str
+
+    def rating(self) -> str:
+        """``high 7.5``, or ``severity unknown`` when no record gives a CVSS score."""
+        if self.score is None:
+            return "severity unknown"
+        return f"{self.severity} {self.score:g}"
 
 
 @dataclass(frozen=True)
@@ -39,9 +58,14 @@ class AlertNotice:
     detail: str
     resolution: str | None
     new: bool
+    packages: tuple[tuple[str, str, str | None], ...] = ()
+    """An advisory alert's affected package versions: (name, version, fixed or None)."""
 
     def what(self) -> str:
-        """The service and its version(s): ``api 2.4.1``."""
+        """The service and its version(s): ``api 2.4.1``; an advisory alert's affected
+        package versions: ``openssl 1.0.1f``."""
+        if self.kind == ADVISORY:
+            return ", ".join(f"{name} {version}" for name, version, _ in self.packages)
         versions = sorted({version or build[:12] for build, version in self.builds})
         return " ".join([self.service, "/".join(versions)]).strip()
 
@@ -75,6 +99,8 @@ def summarise(
         return f"{hosts} report{'s' if count == 1 else ''} {subject} {state}"
     if kind == "drift":
         return f"{of_hosts} run another {service} than generation {generation} wants"
+    if kind == ADVISORY:
+        return f"{hosts} in {env} exposed to {detail}" + (f": {what}" if what else "")
     verb = {
         "activation_failed": "failed to activate",
         "distribution_failed": "could not receive",
@@ -94,6 +120,8 @@ class GroupNotice:
     generation: int
     firing: tuple[AlertNotice, ...]
     resolved: tuple[AlertNotice, ...]
+    advisory: AdvisoryNotice | None = None
+    """An advisory group's vulnerability."""
 
 
 # --- Block Kit -----------------------------------------------------------------------
@@ -119,6 +147,9 @@ def message(notice: GroupNotice, message_id: int) -> dict[str, Any]:
     blocks += [_section(_resolved(alert)) for alert in resolved[:MAX_ALERTS]]
     if len(resolved) > MAX_ALERTS:
         blocks.append(_context(f"… and {len(resolved) - MAX_ALERTS} more resolved"))
+    if notice.advisory is not None and notice.advisory.summary:
+        about = f"{', '.join(notice.advisory.ids)}: {notice.advisory.summary}"
+        blocks.append(_context(_escape(about[:500])))
     more = " · ".join(f"`{_escape(command)}`" for command in commands(notice))
     blocks.append(_context(f"See more: {more} · ledger alert message #{message_id}"))
     return {
@@ -144,6 +175,15 @@ def commands(notice: GroupNotice) -> list[str]:
     env = shlex.quote(notice.env)
     alerts = [*notice.firing, *notice.resolved]
     found: list[str] = []
+    if notice.advisory is not None:
+        key = shlex.quote(notice.advisory.key)
+        envs = sorted({a.env for a in alerts})
+        of = f" --env {shlex.quote(envs[0])}" if len(envs) == 1 else ""
+        return [
+            f"ledger exposure {key}{of}",
+            f"ledger advisories show {key}",
+            f"ledger alerts{of}",
+        ]
     if any(a.kind in GENERATION_KINDS for a in alerts):
         of = f" --generation {notice.generation}" if notice.generation else ""
         found.append(f"ledger failures --env {env}{of}")
@@ -161,6 +201,8 @@ def commands(notice: GroupNotice) -> list[str]:
 
 
 def _title(notice: GroupNotice) -> str:
+    if notice.advisory is not None:
+        return f"{notice.advisory.key} · {notice.advisory.rating()}"
     if notice.generation:
         return f"{notice.env} · generation {notice.generation}"
     return f"{notice.env} · health"
@@ -179,7 +221,14 @@ def _firing(alert: AlertNotice) -> str:
         shown = ", ".join(_escape(h) for h in alert.hosts[:MAX_HOSTS])
         rest = len(alert.hosts) - MAX_HOSTS
         lines.append(f"*Hosts:* {shown}" + (f" and {rest} more" if rest > 0 else ""))
-    if alert.builds:
+    if alert.packages:
+        versions = "; ".join(
+            f"{_escape(name)} {_escape(version)}"
+            + (f" — fixed in {_escape(fixed)}" if fixed else " — no fixed version known")
+            for name, version, fixed in alert.packages[:10]
+        )
+        lines.append(f"*Affected:* {versions}")
+    if alert.builds and alert.kind != ADVISORY:
         builds = ", ".join(
             f"{_escape(alert.service)} {_escape(version or '?')} `{build[:12]}`"
             for build, version in alert.builds[:5]
@@ -190,7 +239,8 @@ def _firing(alert: AlertNotice) -> str:
             f"{_escape(reason)}" + (f" — {n} hosts" if n > 1 else "")
             for reason, n in alert.reasons[:3]
         )
-        lines.append(f"*Reason:* {reasons}")
+        label = "Runs" if alert.kind == ADVISORY else "Reason"
+        lines.append(f"*{label}:* {reasons}")
     elif alert.detail.strip():
         lines.append(f"*Reason:* {_escape(alert.detail.strip())}")
     return "\n".join(lines)

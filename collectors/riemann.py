@@ -6,6 +6,14 @@ Each fact becomes one Riemann event (``to_riemann``; the table is in
 activation api``), the same for a kind and its failure so Riemann's index, keyed by
 (host, service), holds the latest outcome; failures are ``critical``.
 
+Advisories: what each vulnerability exposes (``collectors.exposure_state``) follows
+the facts that change it, as one event per vulnerability and env after the fact's own
+(``exposure_event``): host = the env, service ``advisory CVE-…``, metric = the hosts
+exposed, state ``critical`` (high or critical severity) or ``warning`` while any host is,
+``ok`` with metric 0 once none is. Such a fact is sent once the views have reached it
+(the collector brings them up to date in the background); until the ledger holds an
+advisory, none of this is done. The exposure state moves with the position.
+
 Delivery is at least once: the collector reads a batch after its confirmed position,
 sends it as one ``Msg`` through riemann-client's ``QueuedClient`` and waits for
 Riemann's ok; only then does the position move. A crash in between sends that batch
@@ -25,6 +33,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from collectors.exposure_state import (
+    EXPOSURE_KINDS,
+    AdvisoryWatch,
+    Change,
+    ExposureBook,
+    cpe_map_of,
+)
+from collectors.exposure_state import create_tables as create_exposure_tables
 from collectors.follower import Follower
 from collectors.gauges import Gauge, ViewsCatchUp, gauges
 from collectors.settings import CollectSettings
@@ -72,6 +88,7 @@ SUBJECT = {
     "generation_failed": "generation",
     "generation_tagged": "generation tags",
     "host_reported": "host report",
+    "advisory_recorded": "advisory",
 }
 """What a kind is about: ``deploy <subject> [<fleet service>]`` is its Riemann service."""
 DESCRIPTION_CHARS = 4096
@@ -134,7 +151,7 @@ def fill(event: Event, fact: Fact, versions: Mapping[str, str]) -> None:
 
 OPTIONAL_ATTRIBUTES = (
     "generation", "artifact", "source_revision", "reason", "exit_code", "duration_s",
-    "timeout_s", "parent", "target",
+    "timeout_s", "parent", "target", "advisory_id", "database",
 )  # fmt: skip
 """Fields copied into attributes when the event has them (as text). Each attribute is
 a message of its own on the wire, and what costs most to encode: ``time`` already says
@@ -155,6 +172,8 @@ def metric_of(kind: str, e: Mapping[str, Any]) -> int | float | None:
         return len(e.get("closure") or ())
     if kind in ("generation_planned", "host_reported"):
         return len(e.get("manifest") or ())
+    if kind == "advisory_recorded":
+        return len(e.get("affected") or ())
     return None
 
 
@@ -224,11 +243,67 @@ def describe(fact: Fact, version: str | None) -> str:
             return f"generation {e['number']} tagged {', '.join(e['tags'])}"
         case "host_reported":
             return f"{e['host']} reported {len(e.get('manifest') or ())} active services"
+        case "advisory_recorded":
+            withdrawn = " (withdrawn)" if e.get("withdrawn") else ""
+            summary = f": {e['summary']}" if e.get("summary") else ""
+            return (
+                f"advisory {e['advisory_id']} recorded from {e['database']}{withdrawn}, "
+                f"{len(e.get('affected') or ())} packages named{summary}"
+            )
     return fact.kind
 
 
 def short(build_id: str | None) -> str:
     return (build_id or "?")[:12]
+
+
+CATCH_UP_WAIT = 1.0
+"""Seconds a step waits for the views' catch-up when nothing can be sent before it."""
+SERIOUS = frozenset({"high", "critical"})
+"""Severities whose exposure is ``critical`` in Riemann (the others: ``warning``)."""
+MAX_HOSTS_NAMED = 10
+
+
+def exposure_event(event: Event, change: Change) -> None:
+    """What a vulnerability exposes in an env after a fact, as a Riemann event."""
+    found = change.vulnerability
+    hosts = sorted({e.host for e in change.exposed})
+    packages = sorted({p for e in change.exposed for p in e.packages}, key=lambda p: p[:2])
+    rating = f"{found.severity} {found.score:g}" if found.score is not None else "unscored"
+    event.host = change.env
+    event.service = f"advisory {found.key}"
+    if not hosts:
+        event.state = "ok"
+        event.description = f"no host in {change.env} exposed to {found.key}: {change.why}"
+    else:
+        event.state = "critical" if found.severity in SERIOUS else "warning"
+        named = ", ".join(hosts[:MAX_HOSTS_NAMED])
+        more = f" and {len(hosts) - MAX_HOSTS_NAMED} more" if len(hosts) > MAX_HOSTS_NAMED else ""
+        versions = ", ".join(f"{name} {version}" for name, version, _ in packages)
+        event.description = (
+            f"{len(hosts)} host{'s' if len(hosts) != 1 else ''} in {change.env} exposed to "
+            f"{found.key} ({rating}): {versions}; {named}{more}"
+        )[:DESCRIPTION_CHARS]
+    event.time = to_micros(change.fact.event["occurred_at"]) // 1_000_000
+    event.tags.extend((change.env, "advisory", found.key))
+    set_metric(event, len(hosts))
+    fixed = sorted({f"{name} {fix}" for name, _, fix in packages if fix})
+    attributes = [
+        ("env", change.env),
+        ("kind", "advisory_exposure"),
+        ("position", str(change.fact.position)),
+        ("event_id", change.fact.event["event_id"]),
+        ("advisory_id", found.key),
+        ("aliases", ",".join(found.ids[1:])),
+        ("severity", found.severity or ""),
+        ("score", "" if found.score is None else f"{found.score:g}"),
+        ("versions", ", ".join(f"{name} {version}" for name, version, _ in packages)),
+        ("fixed", ", ".join(fixed)),
+    ]
+    add = event.attributes.add
+    for key, value in attributes:
+        if value:
+            add(key=key, value=value)
 
 
 def gauge_event(event: Event, gauge: Gauge, now: float, ttl: float) -> None:
@@ -446,6 +521,9 @@ class RiemannCollector:
         self.views_location = views_location
         self._views: Views | None = None
         self.versions = BuildVersions(self.views)
+        self._exposure: ExposureBook | None = None
+        self.advisories = AdvisoryWatch(ledger)
+        create_exposure_tables(self.follower.store)
         self.catch_up = ViewsCatchUp(ledger, views_location)
         self.clock = clock
         self.next_gauges = clock() + settings.gauge_interval
@@ -456,20 +534,57 @@ class RiemannCollector:
             self._views = Views(self.ledger, self.views_location)
         return self._views
 
+    def exposure(self) -> ExposureBook:
+        if self._exposure is None:
+            self._exposure = ExposureBook(self.name, self.views(), cpe_map_of(self.settings))
+        return self._exposure
+
     def step(self) -> bool:
         """Send the next batch of facts, then the gauges when they are due; whether
         there was anything to send."""
         facts = self.follower.read(self.position, self.settings.riemann_batch)
+        changes: dict[int, list[Change]] = {}
+        exposing = any(fact.kind in EXPOSURE_KINDS for fact in facts) and (
+            self.advisories.seen(facts[-1].notification_id)
+        )
+        if exposing:
+            ready = self._views_reached(facts)
+            if not ready:
+                # Nothing can go before the views reach the next fact: wait for the
+                # catch-up a little (nothing else is held up), then step again.
+                if (thread := self.catch_up.thread) is not None:
+                    thread.join(CATCH_UP_WAIT)
+                return True
+            facts = ready
+            with self.follower.store.transaction(commit=False) as tx:
+                for change in self.exposure().apply(tx, facts):
+                    changes.setdefault(change.fact.notification_id, []).append(change)
         if facts:
             versions = self.versions.learn(facts)
             with cycle_collection_paused():  # a batch is thousands of objects
                 for fact in facts:
                     fill(self.sink.add(), fact, versions)
+                    for change in changes.get(fact.notification_id, ()):
+                        exposure_event(self.sink.add(), change)
                 self.sink.flush()
-            # Only now, with Riemann's ok, does the position move.
-            self.follower.confirm(facts[-1].notification_id)
+            # Only now, with Riemann's ok, does the position move (and the exposure
+            # state with it).
+            also = self.exposure().write if exposing else None
+            self.follower.confirm(facts[-1].notification_id, also=also)
             self.position = facts[-1].notification_id
         return self.gauge_round() or bool(facts)
+
+    def _views_reached(self, facts: list[Fact]) -> list[Fact]:
+        """The facts up to the first that can change an exposure and that the views
+        have not reached. Views behind are brought up to date in the background (the
+        gauges' thread, on both backends): deliveries never wait on a catch-up, and never
+        on another process projecting; the facts held back go at a later step."""
+        ready = min(self.views().positions().values())
+        for index, fact in enumerate(facts):
+            if fact.kind in EXPOSURE_KINDS and fact.notification_id > ready:
+                self.catch_up.start()
+                return facts[:index]
+        return facts
 
     def gauge_round(self) -> bool:
         """Every ``gauge_interval``: bring embedded views up to date (in the

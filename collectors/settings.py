@@ -45,6 +45,11 @@ class CollectSettings(BaseSettings):
         default=None, description="Slack incoming-webhook URL (a secret); unset: no Slack."
     )
     rules: Path | None = Field(default=None, description="Alert rules file (TOML).")
+    cpe_map: Path | None = Field(
+        default=None,
+        description="NVD products named otherwise than their packages, for advisory alerts "
+        "(lines 'vendor:product name'; see docs/advisories.md).",
+    )
     group_wait: float = Field(
         default=30.0, ge=0, description="Seconds to wait before a group's first message."
     )

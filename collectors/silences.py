@@ -2,16 +2,20 @@
 alerts are kept and tracked but not sent; still firing when the silence ends (it runs
 out, or ``ledger silence expire``), they are sent (after ``group_wait`` or
 ``group_interval`` as usual: see ``collectors.grouping``). Silences live in the ledger's
-database, so every ``ledger collect`` sees them at once."""
+database, so every ``ledger collect`` sees them at once. A silence may name an advisory
+(a pattern: ``CVE-2014-*``): it mutes the advisory alerts of the vulnerabilities with a
+matching id, the group's key or any of its aliases."""
 
 from __future__ import annotations
 
+import fnmatch
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from collectors.alert_tables import iso
-from collectors.kinds import ALERT_KINDS
+from collectors.kinds import ADVISORY, ALERT_KINDS
 from collectors.rules import Rule
 from ledger.errors import InvalidInput
 from projections.store import AnyViewRecorder, Tx
@@ -19,8 +23,8 @@ from projections.store import AnyViewRecorder, Tx
 
 @dataclass(frozen=True)
 class Silence:
-    """Mutes the alerts it matches (env, service: patterns; a field left out matches
-    anything) from ``starts_at`` until ``ends_at`` (epoch seconds)."""
+    """Mutes the alerts it matches (env, service, advisory: patterns; a field left out
+    matches anything) from ``starts_at`` until ``ends_at`` (epoch seconds)."""
 
     id: str
     env: str | None
@@ -31,8 +35,14 @@ class Silence:
     comment: str
     created_by: str
     expired_by: str | None = None
+    advisory: str | None = None
 
-    def matches(self, env: str, service: str, kind: str) -> bool:
+    def matches(self, env: str, service: str, kind: str, ids: Iterable[str] = ()) -> bool:
+        """Whether it mutes an alert; ``ids``: an advisory alert's vulnerability ids."""
+        if self.advisory is not None and (
+            kind != ADVISORY or not any(fnmatch.fnmatchcase(i, self.advisory) for i in ids)
+        ):
+            return False
         return Rule("silence", self.kind, self.env, self.service).matches(env, service, kind)
 
     def active(self, now: float) -> bool:
@@ -44,6 +54,7 @@ class Silence:
             "env": self.env,
             "service": self.service,
             "kind": self.kind,
+            "advisory": self.advisory,
             "starts_at": iso(self.starts_at),
             "ends_at": iso(self.ends_at),
             "active": self.active(now),
@@ -63,21 +74,30 @@ def add_silence(
     comment: str,
     created_by: str,
     now: float,
+    advisory: str | None = None,
 ) -> Silence:
     """A new silence, active from ``now`` for ``seconds``."""
-    if env is None and service is None and kind is None:
-        raise InvalidInput("a silence needs at least one of --env, --service, --kind")
+    if env is None and service is None and kind is None and advisory is None:
+        raise InvalidInput("a silence needs at least one of --env, --service, --kind, --advisory")
     if kind is not None and kind not in ALERT_KINDS:
         raise InvalidInput(f"unknown alert kind {kind!r} (known: {', '.join(ALERT_KINDS)})")
+    if advisory is not None and kind not in (None, ADVISORY):
+        raise InvalidInput(
+            f"--advisory mutes advisory alerts only: leave out --kind {kind} "
+            "(or give a separate silence for it)"
+        )
+    if advisory is not None and not advisory.strip():
+        raise InvalidInput("--advisory needs an id or a pattern (CVE-2014-0160, 'GHSA-*')")
     if seconds <= 0:
         raise InvalidInput("a silence must last some time (--for 2h)")
     silence = Silence(
-        uuid.uuid4().hex[:8], env, service, kind, now, now + seconds, comment, created_by
-    )
+        uuid.uuid4().hex[:8], env, service, kind, now, now + seconds, comment, created_by,
+        advisory=advisory,
+    )  # fmt: skip
     with store.transaction(commit=True) as tx:
         tx.execute(
             "INSERT INTO silences (id, env, service, kind, starts_at, ends_at, comment, "
-            "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_by, advisory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 silence.id,
                 env,
@@ -87,6 +107,7 @@ def add_silence(
                 silence.ends_at,
                 comment,
                 created_by,
+                advisory,
             ),
         )
     return silence

@@ -3,7 +3,8 @@ delivers the messages it calls for to one incoming webhook — each message at m
 once. It wires together:
 
 - ``collectors.rules``: which facts alert; ``collectors.alerts``: the alert state, as
-  facts change it; ``collectors.silences``: what mutes alerts;
+  facts change it (``collectors.exposure_state``: what advisories expose);
+  ``collectors.silences``: what mutes alerts;
 - ``collectors.grouping``: when a group of alerts becomes a message;
   ``collectors.messages``: what the message says, in Block Kit;
 - ``collectors.outbox``: the messages to send, durably, at most once;
@@ -18,6 +19,8 @@ from collections.abc import Callable
 
 from collectors.alert_tables import create_tables
 from collectors.alerts import FOLLOWED_KINDS, AlertBook
+from collectors.exposure_state import AdvisoryWatch, ExposureBook, cpe_map_of
+from collectors.exposure_state import create_tables as create_exposure_tables
 from collectors.fleet import Fleet
 from collectors.follower import Follower
 from collectors.grouping import AlertGroups, Timing
@@ -56,11 +59,13 @@ class SlackCollector:
         self.views = Views(ledger, views_location)
         timing = Timing(settings.group_wait, settings.group_interval, settings.repeat_interval)
         fleet = Fleet(self.views)
-        self.book = AlertBook(rules, fleet)
+        exposure = ExposureBook(self.name, self.views, cpe_map_of(settings))
+        self.book = AlertBook(rules, fleet, exposure, AdvisoryWatch(ledger))
         self.groups = AlertGroups(fleet, timing)
         self.store = self.follower.store
         self.outbox = Outbox(self.store)
         create_tables(self.store)
+        create_exposure_tables(self.store)
         self.outbox.create_tables()
         for row in self.outbox.recover(clock()):
             log.error(

@@ -102,6 +102,10 @@ EXPECTED: dict[str, tuple[str, str, str, tuple[str, float] | None, str]] = {
                           "generation 1 tagged known-good"),
     "host_reported": ("web-001", "deploy host report", "ok", ("metric_sint64", 1),
                       "web-001 reported 1 active services"),
+    # Advisories hold in every env ('*'); the packages named are the metric.
+    "advisory_recorded": ("*", "deploy advisory", "ok", ("metric_sint64", 2),
+                          "advisory CVE-2014-0160 recorded from nvd, 2 packages named: The "
+                          "TLS heartbeat extension reads past the end of a buffer."),
 }  # fmt: skip
 METRICS = ("metric_sint64", "metric_d", "metric_f")
 
@@ -123,9 +127,10 @@ def test_every_kind_arrives_as_a_riemann_event(
         assert got.description == description, kind
         assert got.time == int(OCCURRED.timestamp()), kind
         fleet_service = (
-            () if kind.startswith("generation_") or kind == "host_reported" else ("api",)
+            ("api",) if not kind.startswith(("generation_", "host_", "advisory_")) else ()
         )
-        assert list(got.tags) == ["production", kind, *fleet_service], kind
+        env = "*" if kind == "advisory_recorded" else "production"
+        assert list(got.tags) == [env, kind, *fleet_service], kind
         if metric is None:
             assert not any(got.HasField(f) for f in METRICS), kind
         else:
@@ -135,14 +140,14 @@ def test_every_kind_arrives_as_a_riemann_event(
             assert [f for f in METRICS if got.HasField(f)] == [field, "metric_f"], kind
         assert got.HasField("ttl") == (kind == "health_reported"), kind
         found = attributes(got)
-        assert found["env"] == "production"
+        assert found["env"] == env
         assert found["kind"] == kind
         assert found["position"] == str(position)
         assert found["event_id"] == str(sent.event_id)
         assert found["actor"] == "ci@test"
         assert found["recorded_at"].endswith("Z")
         if kind not in ("build_failed", "health_reported") and not kind.startswith(
-            ("generation_", "host_")
+            ("generation_", "host_", "advisory_")
         ):
             assert (found["build_id"], found["version"]) == (BUILD_ID, "2.4.1"), kind
     assert received[kinds.index("health_reported")].ttl == 60
@@ -159,6 +164,8 @@ def test_every_kind_arrives_as_a_riemann_event(
     assert by_kind["build_recorded"]["artifact"].startswith("/nix/store/")
     assert "deactivated" in by_kind
     assert "generation" not in by_kind["deactivated"]
+    assert by_kind["advisory_recorded"]["advisory_id"] == "CVE-2014-0160"
+    assert by_kind["advisory_recorded"]["database"] == "nvd"
 
 
 def test_host_health_and_builds_known_only_to_the_views(
