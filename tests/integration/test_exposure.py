@@ -21,7 +21,7 @@ from cli.main import root
 from ledger.application import Ledger
 from ledger.store import locate
 from tests.services.api import ApiServer, serve
-from tests.story import Story, api_upgrade, minute
+from tests.story import Story, api_upgrade, minute, openssl
 
 CVE = "CVE-2099-0001"
 GHSA = "GHSA-aaaa-bbbb-cccc"
@@ -235,3 +235,28 @@ def test_a_bad_advisory_file_is_refused_whole(ledger_url: str, tmp_path: Path) -
     stored = run(ledger_url, "log", "--json")
     assert stored.exit_code == 0, stored.output
     assert stored.stdout == ""  # JSON lines: none
+
+
+def test_heartbleed_from_nvds_own_record_hits_1_0_1f_not_1_0_1g(ledger_url: str) -> None:
+    """CVE-2014-0160 as NVD serves it (tests/fixtures/advisories): openssl 1.0.1 to 1.0.1f
+    affected, fixed in 1.0.1g, whatever else its 28 products name."""
+    fixture = Path(__file__).parents[1] / "fixtures/advisories/nvdcve-2.0-heartbleed.json"
+    story = Story()
+    hosts = {"web-1": "1.0.1", "web-2": "1.0.1f", "web-3": "1.0.1g", "web-4": "1.0.0"}
+    builds = {v: story.build("api", v, openssl(v)) for v in hosts.values()}
+    story.plan(1, {(h, "api"): builds[v] for h, v in hosts.items()})
+    for host, version in hosts.items():
+        story.activate(host, "api", builds[version], 1)
+    ledger = Ledger(locate(ledger_url), create=True)
+    story.record(ledger)
+    ledger.close()
+    assert run(ledger_url, "advisories", "import", str(fixture)).exit_code == 0
+    assert run(ledger_url, "project").exit_code == 0
+    data = as_json(run(ledger_url, "exposure", "CVE-2014-0160", "--json"))
+    assert [(a["host"], a["version"], a["fixed"]) for a in data["affected"]] == [
+        ("web-1", "1.0.1", "1.0.1g"),
+        ("web-2", "1.0.1f", "1.0.1g"),
+    ]
+    assert data["hosts_exposed"] == 2
+    shown = as_json(run(ledger_url, "advisories", "show", "CVE-2014-0160", "--json"))
+    assert shown[0]["unmatched"], "the record's platform-only configurations are listed"
