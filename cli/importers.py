@@ -28,10 +28,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 COLUMNS = [
     ("service", "service"),
     ("version", "version"),
-    ("build_id", "build id"),
+    ("build", "build id"),
     ("paths", "paths"),
     ("status", "status"),
 ]
+"""``build``, not ``build_id``: other tables cut a ``build_id`` to 12 characters
+(``output.cell``), but an import is where an operator learns a build's id (for an SBOM
+named by its content, ``sbom:`` and 64 hex digits), so its table shows all of it."""
 
 
 def import_options(command: F) -> F:
@@ -107,7 +110,7 @@ def _print(report: ImportReport, *, as_json: bool) -> None:
         {
             "service": b.service,
             "version": b.version,
-            "build_id": b.build_id,
+            "build": b.build_id,
             "paths": b.paths,
             "status": f"recorded at position {b.position}"
             if b.new
@@ -277,7 +280,9 @@ def sbom_options(command: F) -> F:
             click.option(
                 "--build-id",
                 help="The build's content hash, e.g. an image digest sha256:… (default: "
-                "the root component's SHA-256, or a sha256 digest in its purl or version).",
+                "the root component's SHA-256, or a sha256 digest in its purl or version, "
+                "else sbom:… derived from the SBOM's components and dependencies, the same "
+                "on every import of the same content).",
             ),
         ]
     ):
@@ -343,13 +348,15 @@ def cyclonedx_sbom(
     date from metadata.timestamp (else --at, else now). Every component, nested ones
     too, is recorded with name, version, purl and its SHA-256 when the SBOM has one;
     components without a purl are skipped and listed. The dependencies section is
-    kept as the build's graph (`ledger why`). FILE may be - for stdin.
+    kept as the build's graph (`ledger why`). Without a SHA-256 or digest on
+    metadata.component (cyclonedx-py writes none) the build id is derived from the
+    components and dependencies (sbom:…), so the same environment imports as the same
+    build. FILE may be - for stdin.
 
     \b
     Example:
-      cyclonedx-py environment --of XML --sv 1.5 -o sbom.xml .venv
-      ledger import cyclonedx sbom.xml --env production \\
-        --build-id sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+      cyclonedx-py environment --pyproject pyproject.toml --of XML -o sbom.xml .venv
+      ledger import cyclonedx sbom.xml --env production
     """
     _record_sbom(
         session, file, cyclonedx.sbom_build, artifact=artifact, build_id=build_id, env=env,
@@ -378,11 +385,11 @@ def spdx_sbom(
 
     The build is the package the document DESCRIBES: its name is the service (unless
     --service), its versionInfo the version, its purl the artifact, its SHA256
-    checksum (or an image digest as its version) the build id; creationInfo.created
-    dates it. Every package with a purl is recorded with name, version, purl and
-    SHA256 checksum; packages without one are skipped and listed. DEPENDS_ON,
-    DEPENDENCY_OF, CONTAINS (and the links) are kept as the graph (`ledger why`).
-    FILE may be - for stdin.
+    checksum (or an image digest as its version, else sbom:… derived from the
+    packages and relationships) the build id; creationInfo.created dates it. Every
+    package with a purl is recorded with name, version, purl and SHA256 checksum;
+    packages without one are skipped and listed. DEPENDS_ON, DEPENDENCY_OF, CONTAINS
+    (and the links) are kept as the graph (`ledger why`). FILE may be - for stdin.
 
     \b
     Example:

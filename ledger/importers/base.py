@@ -7,10 +7,15 @@ derived from what the build is (env, kind, build id, service), so importing the 
 file again records nothing new; an id already stored is reported as already recorded
 even if this import would give it other content (a default time of "now", say, or a
 dependency graph an older version of the importer did not keep).
+
+An SBOM that gives no hash or digest for its build is named by its content
+(``sbom_build_id``), so the same content gets the same id, and so the same event id, on
+every import.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -263,6 +268,55 @@ def unreferenced(keys: Iterable[str], edges: Mapping[str, Iterable[str]]) -> lis
     not say what the artifact itself refers to (as ``nix.roots`` finds Nix's)."""
     referred = {target for key, targets in edges.items() for target in targets if target != key}
     return [key for key in keys if key not in referred]
+
+
+# --- builds named by their SBOM's content ------------------------------------------
+
+SBOM_ID_PREFIX = "sbom:"
+"""What starts a build id derived from an SBOM's content (then 64 hex digits of a
+SHA-256). Short on purpose: the views, alerts and Riemann show a build id's first 12
+characters, which must still tell two such builds apart."""
+
+
+def sbom_build_id(
+    root: tuple[str, str, str | None] | None,
+    closure: Sequence[Component],
+    roots: Sequence[int],
+) -> str:
+    """A build id for an SBOM that names its build by no hash: ``sbom:`` and the SHA-256
+    of what the ledger records of the build, in a canonical form.
+
+    The form holds the root (the SBOM's name, version and purl for what was built; None
+    when the SBOM has none), every closure component's name, version, purl and hash
+    with the components it refers to, and the roots; components are named by those
+    four fields rather than by their place or the SBOM's refs, and every list is
+    sorted. So what a tool writes differently on each run (serial number, document
+    namespace, timestamp, tool versions, the order of components, bom-refs and SPDXIDs)
+    and what the ledger does not record (licenses, descriptions, components without a
+    purl) do not change the id: one tool's SBOM of one environment gets one id, as JSON
+    or as XML (or tag-value), today or tomorrow; another component, version, hash or
+    dependency gets another. The form is part of the stored ids: changing it would
+    record every such build again under a new id.
+    """
+    identities = [[item.name, item.version, item.purl, item.hash] for item in closure]
+    components = sorted(
+        (
+            [identities[index], sorted((identities[r] for r in item.references), key=_canonical)]
+            for index, item in enumerate(closure)
+        ),
+        key=_canonical,
+    )
+    content = {
+        "root": None if root is None else list(root),
+        "components": components,
+        "roots": sorted((identities[index] for index in roots), key=_canonical),
+    }
+    digest = hashlib.sha256(_canonical(content).encode("utf-8")).hexdigest()
+    return SBOM_ID_PREFIX + digest
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 # --- SBOM formats --------------------------------------------------------------------

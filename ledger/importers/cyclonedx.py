@@ -14,6 +14,11 @@ The ``dependencies`` (ref → dependsOn) become the graph: the roots are what
 packages' own dependencies), the components nothing depends on. A dependency naming a
 ref no component has is refused. An SBOM without ``dependencies`` is recorded without
 a graph.
+
+The build id is ``metadata.component``'s SHA-256, else a sha256 digest as its purl's or
+own version (an image), else derived from the SBOM's content (``base.sbom_build_id``):
+``cyclonedx-py environment`` names no hash, and its serial number and timestamp change
+on every run, so only the content can name the build the same way twice.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from ledger.importers.base import (
     component,
     decode,
     load_json,
+    sbom_build_id,
     sbom_format,
     unreferenced,
     with_graph,
@@ -295,20 +301,18 @@ def sbom_build(file: str, data: bytes, options: BuildOptions) -> SbomBuild:
         version = root.version or ""
         artifact = options.artifact or _artifact(root)
         build_id = options.build_id or _build_id(file, root)
-    elif options.service and options.artifact and options.build_id:
-        service, version, artifact, build_id = (
-            options.service,
-            "",
-            options.artifact,
-            options.build_id,
-        )
+    elif options.service and options.artifact:
+        service, version, artifact = options.service, "", options.artifact
+        build_id = options.build_id
     else:
         raise ImportRefused(
             file,
             "metadata.component",
-            "missing, so the SBOM does not say what was built: pass --service, --artifact "
-            "and --build-id",
+            "missing, so the SBOM does not say what was built: pass --service and --artifact",
         )
+    if build_id is None:
+        identity = None if root is None else (root.name, version, _purl(root))
+        build_id = sbom_build_id(identity, closure, root_indexes)
     return SbomBuild(
         ImportedBuild(
             position="metadata.component",
@@ -324,23 +328,21 @@ def sbom_build(file: str, data: bytes, options: BuildOptions) -> SbomBuild:
     )
 
 
-def _build_id(file: str, root: BomComponent) -> str:
-    """The root's SHA-256, else a sha256 digest as its (purl) version: an image digest."""
+def _build_id(file: str, root: BomComponent) -> str | None:
+    """The root's SHA-256, else a sha256 digest as its (purl) version: an image digest;
+    None when it has neither."""
     found = _sha256(root.hashes, file, "metadata.component")
     if found:
         return found
     for version in (root.purl.version if root.purl else None, root.version):
         if version and _DIGEST.match(version):
-            return version
-    raise ImportRefused(
-        file,
-        "metadata.component",
-        "no SHA-256 hash and no sha256 digest in its purl or version to name the build "
-        "by: pass --build-id",
-    )
+            return str(version)
+    return None
+
+
+def _purl(item: BomComponent) -> str | None:
+    return None if item.purl is None else str(item.purl.to_string())
 
 
 def _artifact(root: BomComponent) -> str:
-    if root.purl is not None:
-        return str(root.purl.to_string())
-    return f"{root.name}@{root.version}" if root.version else root.name
+    return _purl(root) or (f"{root.name}@{root.version}" if root.version else root.name)

@@ -4,10 +4,11 @@ write), read with spdx-tools.
 The package the document DESCRIBES (or lists in ``documentDescribes``) is the build:
 its name is the service, its versionInfo the version, its purl (the PACKAGE-MANAGER
 external ref) the artifact, its SHA-256 checksum (else a sha256 digest as its purl's
-or its own version: an image) the build id; ``creationInfo.created`` dates it. Every
-package with a purl, the described one too, is a closure component with name,
-versionInfo, purl and SHA-256 checksum; a package without a purl is skipped and
-reported, as for CycloneDX.
+or its own version: an image; else an id derived from the document's content,
+``base.sbom_build_id``, as sbom4python's documents need) the build id;
+``creationInfo.created`` dates it. Every package with a purl, the described one too,
+is a closure component with name, versionInfo, purl and SHA-256 checksum; a package
+without a purl is skipped and reported, as for CycloneDX.
 
 Relationships are the graph: A DEPENDS_ON B, A CONTAINS B, A DYNAMIC_LINK or
 STATIC_LINK B make A refer to B, and B DEPENDENCY_OF / RUNTIME_DEPENDENCY_OF /
@@ -45,6 +46,7 @@ from ledger.importers.base import (
     component,
     decode,
     load_json,
+    sbom_build_id,
     sbom_format,
     with_graph,
 )
@@ -56,6 +58,10 @@ READ_VERSIONS = ("SPDX-2.2", "SPDX-2.3")
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _LINE = re.compile(r"Line: ([0-9]+)")
+_PATCHED_LICENSE_LIST = re.compile(r"^([0-9]+\.[0-9]+)\.[0-9]+$")
+_PATCHED_LICENSE_LIST_TAG = re.compile(
+    r"^([ \t]*LicenseListVersion:[ \t]*[0-9]+\.[0-9]+)\.[0-9]+(?=[ \t]*\r?$)", re.MULTILINE
+)
 FORWARD = frozenset(
     {
         RelationshipType.DEPENDS_ON,
@@ -84,6 +90,7 @@ def read_document(file: str, data: bytes) -> Document:
     kind = sbom_format(file, data)
     if kind == "spdx-json":
         document = load_json(file, data)
+        _license_list_without_patch(document.get("creationInfo"))
         if document.get("spdxVersion") not in READ_VERSIONS:
             raise ImportRefused(
                 file,
@@ -101,7 +108,7 @@ def read_document(file: str, data: bytes) -> Document:
             "",
             "a CycloneDX SBOM, not an SPDX document: import it with `ledger import cyclonedx`",
         )
-    text = decode(file, data)
+    text = _PATCHED_LICENSE_LIST_TAG.sub(r"\1", decode(file, data))
     try:
         parser = TagValueParser(  # type: ignore[no-untyped-call]
             write_tables=False, debug=False, errorlog=yacc.NullLogger()
@@ -118,6 +125,18 @@ def read_document(file: str, data: bytes) -> Document:
             + ", ".join(READ_VERSIONS),
         )
     return document
+
+
+def _license_list_without_patch(creation_info: object) -> None:
+    """sbom4python writes ``licenseListVersion`` as ``3.28.0``; SPDX 2.3 says MAJOR.MINOR
+    and spdx-tools refuses anything else. The ledger does not use the field, and a
+    patch release of the license list is the same list, so its patch part is dropped
+    before parsing (in tag-value too, keeping the line where it is) rather than
+    refusing the document of a widely used tool."""
+    if isinstance(creation_info, dict):
+        version = creation_info.get("licenseListVersion")
+        if isinstance(version, str) and (found := _PATCHED_LICENSE_LIST.match(version)):
+            creation_info["licenseListVersion"] = found.group(1)
 
 
 def _explain(error: BaseException) -> tuple[str, str]:
@@ -235,13 +254,11 @@ def sbom_build(file: str, data: bytes, options: BuildOptions) -> SbomBuild:
     else:
         assert options.service
         assert options.artifact
-        assert options.build_id
-        service, version, artifact, build_id = (
-            options.service,
-            "",
-            options.artifact,
-            options.build_id,
-        )
+        service, version, artifact = options.service, "", options.artifact
+        build_id = options.build_id
+    if build_id is None:
+        identity = None if root is None else (root.name, version, _purl(root))
+        build_id = sbom_build_id(identity, closure, roots)
     return SbomBuild(
         ImportedBuild(
             position="the described package",
@@ -269,7 +286,7 @@ def _described_package(
     """The one package the document describes; none (or several) need the options."""
     if len(described) == 1:
         return described[0]
-    if options.service and options.artifact and options.build_id:
+    if options.service and options.artifact:
         return None
     said = (
         "describes no package"
@@ -279,14 +296,13 @@ def _described_package(
     raise ImportRefused(
         file,
         "DESCRIBES",
-        f"the document {said}, so it does not say what was built: pass --service, "
-        "--artifact and --build-id",
+        f"the document {said}, so it does not say what was built: pass --service and --artifact",
     )
 
 
-def _build_id(file: str, root: Package) -> str:
+def _build_id(file: str, root: Package) -> str | None:
     """The described package's SHA-256, else a sha256 digest as its purl's or own
-    version (syft describes an image so)."""
+    version (syft describes an image so); None when it has neither."""
     found = _sha256(file, root)
     if found:
         return found
@@ -294,12 +310,7 @@ def _build_id(file: str, root: Package) -> str:
     for version in (_purl_version(purl) if purl else None, root.version):
         if version and _DIGEST.match(version):
             return str(version)
-    raise ImportRefused(
-        file,
-        f"package {root.spdx_id}",
-        "the described package has no SHA256 checksum and no sha256 digest in its purl "
-        "or version to name the build by: pass --build-id",
-    )
+    return None
 
 
 def _purl_version(purl: str) -> str | None:

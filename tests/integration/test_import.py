@@ -35,6 +35,7 @@ MULTI_PATH_INFO_OBJECT = FIXTURES / "nix" / "multi-output-path-info-object.json"
 MULTI_STORE_QR = FIXTURES / "nix" / "multi-output-store-qR.txt"
 MULTI_ROOT_STORE_QR = FIXTURES / "nix" / "multi-root-store-qR.txt"
 SBOM = FIXTURES / "cyclonedx" / "environment.cdx.json"
+SBOMS = FIXTURES / "sboms"
 
 API_2_4_1 = "/nix/store/9l96c3rl7wzzv9xkxj2ypgxc5kkwqfna-api-2.4.1"
 API_2_4_2 = "/nix/store/kb7hjyjdaj4z9b7sdrbwj40gcyg8iisp-api-2.4.2"
@@ -442,10 +443,25 @@ def test_an_sbom_is_one_build_of_its_components(url: str) -> None:
     assert (again["recorded"], again["already_recorded"]) == (0, 1)
 
 
-def test_an_sbom_without_a_digest_needs_a_build_id(url: str) -> None:
-    message = refused(url, "cyclonedx", str(SBOM))
-    assert "metadata.component: no SHA-256 hash and no sha256 digest" in message
-    assert "pass --build-id" in message
+ENVIRONMENT_ID = "sbom:3bbd719665e8f17a8243116023a2941b19727a026c680c4bc142d93277b7c373"
+"""The id derived from the content of the environment the cyclonedx-py fixtures describe
+(a change to base.sbom_build_id's canonical form shows up here first)."""
+
+
+def test_an_sbom_without_a_digest_is_named_by_its_content(url: str) -> None:
+    report = imported(url, "cyclonedx", str(SBOM), "--env", "production")
+    [build] = report["builds"]
+    assert (build["build_id"], build["paths"], build["new"]) == (ENVIRONMENT_ID, 5, True)
+    # The same environment, written by cyclonedx-py as XML of three schema versions, is
+    # the same content: the same build, already recorded.
+    for version in ("1.4", "1.5", "1.6"):
+        path = SBOMS / f"environment-{version}.cdx.xml"
+        again = imported(url, "sbom", str(path), "--env", "production")
+        assert (again["recorded"], again["builds"][0]["build_id"]) == (0, ENVIRONMENT_ID)
+    # --build-id still names the build; then it is another build.
+    named = imported(url, "cyclonedx", str(SBOM), "--env", "production", "--build-id", DIGEST)
+    assert (named["recorded"], named["builds"][0]["build_id"]) == (1, DIGEST)
+    assert [e["build_id"] for e in events(url)] == [ENVIRONMENT_ID, DIGEST]
 
 
 def test_an_image_sbom_is_named_by_its_digest_with_hashes_and_nested_components(
@@ -491,12 +507,22 @@ def test_an_sbom_with_nothing_to_name_the_build_needs_the_options(url: str) -> N
     data = edited(SBOM, without_root)
     message = refused(url, "cyclonedx", "-", "--build-id", DIGEST, input=data)
     assert "metadata.component: missing" in message
-    assert "pass --service, --artifact and --build-id" in message
+    assert "pass --service and --artifact;" in message
     report = imported(
         url, "cyclonedx", "-", "--env", "production", "--build-id", DIGEST,
         "--service", "api", "--artifact", "registry.internal/api:2.4.1", input=data,
     )  # fmt: skip
     assert report["builds"][0]["artifact"] == "registry.internal/api:2.4.1"
+    # Without --build-id the content names it: not the id of the SBOM with its root
+    # component, which is part of the content.
+    derived = imported(
+        url, "cyclonedx", "-", "--env", "production", "--service", "api",
+        "--artifact", "registry.internal/api:2.4.1", input=data,
+    )  # fmt: skip
+    [build] = derived["builds"]
+    assert build["new"]
+    assert build["build_id"].startswith("sbom:")
+    assert build["build_id"] != ENVIRONMENT_ID
 
 
 def test_a_truncated_sbom_is_refused_at_the_line_and_column(url: str) -> None:
@@ -561,9 +587,12 @@ def test_a_bad_component_is_refused_with_its_json_path(
 def test_the_table_for_people_says_what_was_recorded(url: str) -> None:
     result = run(url, "import", "nix-path-info", str(PATH_INFO), "--env", "production")
     assert result.exit_code == 0, result.output
-    assert "9l96c3rl7wzz" in result.output
+    assert "9l96c3rl7wzzv9xkxj2ypgxc5kkwqfna" in result.output  # the whole id, not 12 characters
     assert "recorded at position 1" in result.output
     assert "1 build recorded, 0 already recorded." in result.output
+    result = run(url, "import", "sbom", str(SBOM), "--env", "production")
+    assert result.exit_code == 0, result.output
+    assert f"  {ENVIRONMENT_ID}  " in result.output
 
 
 # --- multi-output packages -----------------------------------------------------------
@@ -733,7 +762,6 @@ def test_the_closure_of_several_roots_cannot_be_told_without_a_root(url: str) ->
 
 # --- SBOMs as the tools write them: CycloneDX XML, SPDX, told apart by content -------
 
-SBOMS = FIXTURES / "sboms"
 IMAGE_DIGEST = "sha256:b2af04b4a64e7a0005310489135dd7423c7ed73e2b87d10f6104a75fdaad3e6b"
 
 

@@ -9,13 +9,21 @@ itself, a file component without a purl).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ledger.importers import cyclonedx
-from ledger.importers.base import BuildOptions, ImportedBuild, ImportRefused, sbom_format
+from ledger.importers.base import (
+    SBOM_ID_PREFIX,
+    BuildOptions,
+    ImportedBuild,
+    ImportRefused,
+    sbom_format,
+)
 
 SBOMS = Path(__file__).parents[1] / "fixtures" / "sboms"
 JSON_SBOM = Path(__file__).parents[1] / "fixtures" / "cyclonedx" / "environment.cdx.json"
@@ -177,3 +185,108 @@ def test_a_file_in_no_format_names_what_was_tried() -> None:
         sbom_format("x.rdf.xml", (SBOMS / "image-syft.cdx.xml").read_bytes().replace(
             b"http://cyclonedx.org/schema/bom/1.5", b"http://spdx.org/rdf/terms#"
         ))  # fmt: skip
+
+
+# --- a build id from the SBOM's content ----------------------------------------------
+
+
+def derived_id(change: Callable[[dict[str, Any]], None] = lambda d: None) -> str:
+    """The build id of the JSON fixture (which names no hash) after ``change``."""
+    document = json.loads(JSON_SBOM.read_bytes())
+    change(document)
+    data = json.dumps(document).encode()
+    return build(JSON_SBOM, data, BuildOptions()).build_id
+
+
+def _renamed_refs(document: dict[str, Any]) -> None:
+    """Every bom-ref renamed, as another tool (or run) may name them."""
+
+    def rename(ref: str) -> str:
+        return f"urn:cdx:{len(ref)}:{ref[::-1]}"
+
+    document["metadata"]["component"]["bom-ref"] = rename(
+        document["metadata"]["component"]["bom-ref"]
+    )
+    for item in document["components"]:
+        item["bom-ref"] = rename(item["bom-ref"])
+    for dependency in document["dependencies"]:
+        dependency["ref"] = rename(dependency["ref"])
+        dependency["dependsOn"] = [rename(r) for r in dependency.get("dependsOn", [])]
+
+
+def _run_again(document: dict[str, Any]) -> None:
+    """What differs when the same tool describes the same environment again."""
+    document["serialNumber"] = "urn:uuid:2c6f0d0e-8a51-4d6c-9b1e-0f5b1d0c7a11"
+    document["metadata"]["timestamp"] = "2026-12-24T18:00:00Z"
+    document["metadata"]["tools"] = {"components": [{"type": "application", "name": "other"}]}
+    document["components"].reverse()
+    document["dependencies"].reverse()
+    for dependency in document["dependencies"]:
+        dependency.get("dependsOn", []).reverse()
+    document["components"][0]["description"] = "a description the ledger does not keep"
+    document["components"][1]["licenses"] = [{"license": {"id": "MIT"}}]
+    document["components"].append({"type": "file", "name": "README", "bom-ref": "file-1"})
+    _renamed_refs(document)
+
+
+def test_an_sbom_without_a_hash_is_named_by_its_content() -> None:
+    found = derived_id()
+    assert found.startswith(SBOM_ID_PREFIX)
+    assert len(found) == len(SBOM_ID_PREFIX) + 64
+    assert int(found[len(SBOM_ID_PREFIX) :], 16) >= 0
+    # Serial number, timestamp, tools, order, refs, licenses, descriptions and
+    # components without a purl are not what was built.
+    assert derived_id(_run_again) == found
+    # The XML of the same environment is the same content.
+    for version in ("1.4", "1.5", "1.6"):
+        path = SBOMS / f"environment-{version}.cdx.xml"
+        assert build(path, options=BuildOptions()).build_id == found
+
+
+def _without(document: dict[str, Any], ref: str) -> None:
+    """The SBOM of the environment without one package (and what depends on it, the
+    same minus that dependency)."""
+    document["components"] = [c for c in document["components"] if c["bom-ref"] != ref]
+    document["dependencies"] = [d for d in document["dependencies"] if d["ref"] != ref]
+    for dependency in document["dependencies"]:
+        dependency["dependsOn"] = [r for r in dependency.get("dependsOn", []) if r != ref]
+
+
+def _component(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda d: next(c for c in d["components"] if c["name"] == name)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: _component("idna")(d).update(version="3.21", purl="pkg:pypi/idna@3.21"),
+        lambda d: _component("idna")(d).update(purl="pkg:pypi/idna@3.20?extra=1"),
+        lambda d: _component("idna")(d).update(hashes=[{"alg": "SHA-256", "content": "ab" * 32}]),
+        lambda d: _component("idna")(d).update(name="idna-ng"),
+        lambda d: d["components"].append(
+            {"type": "library", "name": "six", "version": "1.16.0", "purl": "pkg:pypi/six@1.16.0"}
+        ),
+        lambda d: _without(d, "certifi==2026.10.19.post1"),
+        lambda d: next(x for x in d["dependencies"] if x["ref"] == "requests==2.34.2")[
+            "dependsOn"
+        ].pop(),
+        lambda d: d["metadata"]["component"].update(version="2.4.2"),
+        lambda d: d["metadata"]["component"].update(name="api-worker"),
+        lambda d: d.pop("dependencies"),
+    ],
+    ids=[
+        "version", "purl", "hash", "name", "one-more", "one-less", "dependency",
+        "root-version", "root-name", "no-graph",
+    ],
+)  # fmt: skip
+def test_other_content_is_another_build(change: Callable[[dict[str, Any]], None]) -> None:
+    assert derived_id(change) != derived_id()
+
+
+def test_the_build_id_option_and_a_digest_come_before_the_content() -> None:
+    assert build(JSON_SBOM).build_id == BUILD_ID.build_id
+
+    def digest(document: dict[str, Any]) -> None:
+        document["metadata"]["component"]["hashes"] = [{"alg": "SHA-256", "content": "AB" * 32}]
+
+    assert derived_id(digest) == "sha256:" + "ab" * 32

@@ -10,6 +10,7 @@ converted to tag-value by spdx-tools' pyspdxtools (tests/fixtures/sboms/make_sbo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,13 @@ from typing import Any
 import pytest
 
 from ledger.importers import spdx
-from ledger.importers.base import BuildOptions, ImportedBuild, ImportRefused, SbomBuild
+from ledger.importers.base import (
+    SBOM_ID_PREFIX,
+    BuildOptions,
+    ImportedBuild,
+    ImportRefused,
+    SbomBuild,
+)
 
 SBOMS = Path(__file__).parents[1] / "fixtures" / "sboms"
 SPEC_JSON = SBOMS / "SPDXJSONExample-v2.3.spdx.json"
@@ -190,7 +197,7 @@ def test_other_documents_elements_and_noassertion_are_left_out() -> None:
             SYFT_JSON,
             lambda t: t.replace('"relationshipType": "DESCRIBES"', '"relationshipType": "OTHER"'),
             "DESCRIBES: the document describes no package, so it does not say what was "
-            "built: pass --service, --artifact and --build-id",
+            "built: pass --service and --artifact;",
         ),
         (
             SBOMS / "environment-1.5.cdx.xml",
@@ -221,3 +228,79 @@ def test_the_options_name_a_build_the_document_does_not() -> None:
     )  # fmt: skip
     # Nothing is described: the graph has no root to start from.
     assert found.roots == ()
+
+
+# --- a build id from the document's content ------------------------------------------
+
+
+def _undigested(document: dict[str, Any]) -> None:
+    """The image described as a named, versioned package with no checksum or digest
+    (as sbom4python describes a Python package)."""
+    image = next(p for p in document["packages"] if p["SPDXID"] == IMAGE)
+    image.pop("checksums")
+    image["versionInfo"] = "2.4.1"
+    image["externalRefs"][0]["referenceLocator"] = "pkg:oci/api?tag=2.4.1"
+
+
+def _rewritten(document: dict[str, Any]) -> None:
+    """The same content as another run writes it: new namespace, date and SPDXIDs,
+    packages and relationships in another order, a comment."""
+    _undigested(document)
+    document["documentNamespace"] = "https://example.org/spdx/api-2c6f0d0e"
+    document["creationInfo"]["created"] = "2026-12-24T18:00:00Z"
+    document["creationInfo"]["comment"] = "written again"
+    names = {p["SPDXID"]: f"SPDXRef-{n}" for n, p in enumerate(document["packages"])}
+    for package in document["packages"]:
+        package["SPDXID"] = names[package["SPDXID"]]
+    for relationship in document["relationships"]:
+        for key in ("spdxElementId", "relatedSpdxElement"):
+            relationship[key] = names.get(relationship[key], relationship[key])
+    document["packages"].reverse()
+    document["relationships"].reverse()
+
+
+def test_a_package_without_a_checksum_is_named_by_the_documents_content() -> None:
+    found = read(SYFT_JSON, edited(_undigested)).build
+    assert found.build_id.startswith(SBOM_ID_PREFIX)
+    assert len(found.build_id) == len(SBOM_ID_PREFIX) + 64
+    assert read(SYFT_JSON, edited(_rewritten)).build.build_id == found.build_id
+
+    def upgraded(document: dict[str, Any]) -> None:
+        _undigested(document)
+        musl = next(p for p in document["packages"] if p["name"] == "musl")
+        musl["versionInfo"] = "1.2.5-r1"
+
+    def unlinked(document: dict[str, Any]) -> None:
+        _undigested(document)
+        document["relationships"] = [
+            r for r in document["relationships"] if r["relationshipType"] != "DEPENDENCY_OF"
+        ]
+
+    others = {read(SYFT_JSON, edited(change)).build.build_id for change in (upgraded, unlinked)}
+    assert len(others) == 2
+    assert found.build_id not in others
+
+
+def test_an_undescribed_document_needs_no_build_id() -> None:
+    data = edited(
+        lambda d: d.update(
+            relationships=[r for r in d["relationships"] if r["relationshipType"] != "DESCRIBES"]
+        )
+    )
+    options = BuildOptions(service="api", artifact="registry.internal/api:2.4.1")
+    found = read(SYFT_JSON, data, options).build
+    # Nothing is described, so the image's digest names nothing: the content does.
+    assert found.build_id.startswith(SBOM_ID_PREFIX)
+    assert (found.service, found.artifact) == ("api", "registry.internal/api:2.4.1")
+
+
+@pytest.mark.parametrize("path", [SPEC_JSON, SPEC_TAG, SYFT_JSON, SYFT_TAG])
+def test_a_license_list_version_with_a_patch_part_is_read(path: Path) -> None:
+    """sbom4python writes licenseListVersion 3.28.0, where SPDX says MAJOR.MINOR."""
+    text, changed = re.subn(
+        r'((?:"licenseListVersion"\s*:\s*"|LicenseListVersion:[ \t]*)[0-9]+\.[0-9]+)',
+        r"\g<1>.0",
+        path.read_text(),
+    )
+    assert changed == 1
+    assert read(path, text.encode()).build == read(path).build
