@@ -61,3 +61,10 @@ bench-api:
 .PHONY: bench-cli
 bench-cli:
 	.venv/bin/python -m bench.cli
+
+# exposure and vulns on the 10,000-host fleet with 20,000 advisories, next to where
+# --summary (issue 17); SQLite and PostgreSQL. Generating the fleet takes a while
+# (--keep DIR reuses it).
+.PHONY: bench-exposure
+bench-exposure:
+	.venv/bin/python -m bench.exposure --postgres

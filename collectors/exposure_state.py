@@ -44,6 +44,7 @@ from projections.advisories import (
     CPE,
     SELECT_ADVISORIES,
     AdvisoryRecord,
+    key_of,
     latest,
     severity_of,
 )
@@ -156,11 +157,6 @@ class AdvisoryWatch:
             )
             self.checked = notification_id
         return self.found
-
-
-def key_of(names: Iterable[str]) -> str:
-    """A group's key: its first CVE id, else its smallest id."""
-    return min(names, key=lambda name: (not name.startswith("CVE-"), name))
 
 
 class ExposureBook:

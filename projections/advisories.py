@@ -208,6 +208,12 @@ def _known(known_at: datetime | None) -> tuple[str, list[Any]]:
     return " AND recorded_at <= ?", [to_micros(known_at)]
 
 
+def key_of(names: Iterable[str]) -> str:
+    """What a vulnerability is called (``vulns`` rows, alerts): its first CVE id among its
+    records' ids and aliases, else the smallest of them."""
+    return min(names, key=lambda name: (not name.startswith("CVE-"), name))
+
+
 def latest(records: Iterable[AdvisoryRecord]) -> list[AdvisoryRecord]:
     """The latest version of each (database, id) among ``records``: the greatest
     ``modified``, ties by the later position."""

@@ -23,15 +23,19 @@ in that ecosystem's order), and then the placements of the builds holding them
 
 from __future__ import annotations
 
+import string
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+from ledger.application import batched
 from projections.advisories import CPE, AdvisoryRecord, first_recorded, group
-from projections.queries import require_env
+from projections.queries import collector_paused, require_env
 from projections.store import Tx, to_micros
+from projections.view import IN_LIST
 
 if TYPE_CHECKING:
     from projections.matching import CpeMap
@@ -133,26 +137,42 @@ def exposure(
 
     horizon = to_micros(at or now or datetime.now(UTC))
     known = None if known_at is None else to_micros(known_at)
-    with views.read() as tx:
-        records = group(tx, advisory_id, known_at)
-        recorded = first_recorded(tx, records, known_at)
-        require_env(tx, env)
-        live = [r for r in records if r.withdrawn is None]
-        held = affected_builds(tx, live, known, cpe_map or CpeMap.EMPTY)
-        spans = _spans(tx, held, known, env)
+    # No reference cycles are made below, but hundreds of thousands of tuples are: with
+    # the collector on, they set off full collections of the heap (a third of the time on
+    # the bench fleet; see queries.collector_paused, which where uses for the same).
+    with collector_paused():
+        with views.read() as tx:
+            records = group(tx, advisory_id, known_at)
+            recorded = first_recorded(tx, records, known_at)
+            require_env(tx, env)
+            live = [r for r in records if r.withdrawn is None]
+            held = affected_builds(tx, live, known, cpe_map or CpeMap.EMPTY)
+            spans = _spans(tx, held, known, env)
+        return _answer(records, live, recorded, held, spans, horizon, at, known_at)
+
+
+def _answer(
+    records: Sequence[AdvisoryRecord],
+    live: Sequence[AdvisoryRecord],
+    recorded: int,
+    held: dict[str, list[HeldVersion]],
+    spans: list[tuple[tuple[str, str, str], str, Span]],
+    horizon: int,
+    at: datetime | None,
+    known_at: datetime | None,
+) -> Exposure:
+    """The exposure of ``records`` from the placements (``spans``) of the builds that
+    hold what they affect (``held``)."""
     published = [r.published for r in records if r.published is not None]
-    holding = [
-        (key, build, span)
-        for key, build, span in spans
-        if span[0] <= horizon and (span[1] is None or span[1] > horizon)
-    ]
     if at is None and known_at is None:
-        holding = [(key, build, span) for key, build, span in spans if span[1] is None]
-    affected = sorted(
-        Affected(*key, v.ecosystem, v.version, build, v.name, v.fixed, v.advisories)
-        for key, build, _ in holding
-        for v in held[build]
-    )
+        holding = [(key, build) for key, build, span in spans if span[1] is None]
+    else:
+        holding = [
+            (key, build)
+            for key, build, (start, end) in spans
+            if start <= horizon and (end is None or end > horizon)
+        ]
+    affected = _affected(holding, held)
     by_service: dict[tuple[str, str, str], list[Span]] = defaultdict(list)
     for key, _, span in spans:
         if span[0] <= horizon:
@@ -161,8 +181,8 @@ def exposure(
     for (env_name, host, _), service_spans in by_service.items():
         by_host[env_name, host] += service_spans
     windows = [_window(*key, merge(s, horizon), horizon) for key, s in sorted(by_service.items())]
-    hosts = [_window(*key, None, merge(s, horizon), horizon) for key, s in sorted(by_host.items())]
-    host_spans = [merge(s, horizon) for _, s in sorted(by_host.items())]
+    host_spans = [(key, merge(s, horizon)) for key, s in sorted(by_host.items())]
+    hosts = [_window(*key, None, s, horizon) for key, s in host_spans]
     first_published = min(published) if published else None
     return Exposure(
         ids=tuple(sorted({r.advisory_id for r in records})),
@@ -177,12 +197,29 @@ def exposure(
         host_seconds_after_published=(
             None
             if first_published is None
-            else sum(_seconds(s, horizon, first_published) for s in host_spans)
+            else sum(_seconds(s, horizon, first_published) for _, s in host_spans)
         ),
-        host_seconds_after_recorded=sum(_seconds(s, horizon, recorded) for s in host_spans),
+        host_seconds_after_recorded=sum(_seconds(s, horizon, recorded) for _, s in host_spans),
         hosts_exposed=sum(1 for w in hosts if w.last_exposed is None),
         unmatched=tuple(sorted({text for r in live for text in r.unmatched})),
     )
+
+
+def _affected(
+    holding: Sequence[tuple[tuple[str, str, str], str]], held: dict[str, list[HeldVersion]]
+) -> list[Affected]:
+    """The ``Affected`` rows of the placements ``holding`` the horizon, in their order.
+
+    Tens of thousands on a fleet: sorted as plain tuples (C comparisons) rather than as
+    dataclasses (a Python ``__lt__`` building two tuples per comparison). Each tuple ends
+    with its index, so equal keys keep their order, as ``sorted`` keeps equal Affected."""
+    versions = [(key, build, v) for key, build in holding for v in held[build]]
+    rows = [
+        (*key, v.ecosystem, v.version, build, v.name, v.fixed, index)
+        for index, (key, build, v) in enumerate(versions)
+    ]
+    rows.sort()
+    return [Affected(*row[:8], versions[row[8]][2].advisories) for row in rows]
 
 
 def affected_builds(
@@ -190,33 +227,92 @@ def affected_builds(
 ) -> dict[str, list[HeldVersion]]:
     """build id → the affected package versions its closure holds (builds recorded by
     ``known`` only, when given), for the packages ``records`` name."""
-    from projections.matching import affects, fixed_version, lookup_keys, names_match
+    return _held_by(records, component_rows(tx, records, known, cpe_map), cpe_map)
 
-    recorded = "" if known is None else " AND b.recorded_at <= ?"
-    when_params: list[Any] = [] if known is None else [known]
-    found: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+
+def affected_builds_each(
+    tx: Tx, records: Sequence[AdvisoryRecord], known: int | None, cpe_map: CpeMap
+) -> list[dict[str, list[HeldVersion]]]:
+    """``affected_builds`` of each record alone, in order, with the closures' rows read
+    once for all: ``vulns`` asks this of hundreds of records, and one query per package
+    of each took most of its time on a large fleet (``bench.exposure``)."""
+    rows = component_rows(tx, records, known, cpe_map)
+    return [_held_by([record], rows, cpe_map) for record in records]
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+"""How NVD names fold (``projections.matching``): ASCII letters only."""
+ComponentRow = tuple[str, str, str, str, str]
+"""build id, ecosystem, match_name, name (as written), version: a closure's component."""
+LookupKey = tuple[str | None, str]
+"""``projections.matching.lookup_keys``: (ecosystem, match_name), or (None, lower-case
+ASCII name) for an NVD product."""
+
+
+def component_rows(
+    tx: Tx, records: Sequence[AdvisoryRecord], known: int | None, cpe_map: CpeMap
+) -> dict[LookupKey, list[ComponentRow]]:
+    """The components (of builds recorded by ``known``, when given) each lookup key of
+    the packages ``records`` name selects, in a few IN-list queries.
+
+    NVD products are selected with SQL's ``lower()``, which on PostgreSQL folds more than
+    ASCII: rows are put under the key their name folds to in ASCII, which is exactly the
+    rows ``names_match`` accepts; the others could never match."""
+    from projections.matching import lookup_keys
+
+    wanted: dict[str | None, set[str]] = defaultdict(set)
     for record in records:
         for package in record.affected:
             for ecosystem, key in lookup_keys(package, cpe_map):
-                if ecosystem is None:
-                    clause, params = "lower(k.name) = lower(?)", [key]
-                else:
-                    clause, params = "k.ecosystem = ? AND k.match_name = ?", [ecosystem, key]
-                rows = tx.tuples(
-                    "SELECT k.build_id, k.ecosystem, k.match_name, k.name, k.version "
-                    "FROM build_packages k JOIN builds b ON b.build_id = k.build_id "
-                    f"WHERE {clause}{recorded}",
-                    [*params, *when_params],
-                )
+                wanted[ecosystem].add(key)
+    recorded = "" if known is None else " AND b.recorded_at <= ?"
+    when_params: list[Any] = [] if known is None else [known]
+    found: dict[LookupKey, list[ComponentRow]] = defaultdict(list)
+    for ecosystem, keys in sorted(wanted.items(), key=lambda item: item[0] or ""):
+        for batch in batched(sorted(keys), IN_LIST):
+            if ecosystem is None:
+                marks = ", ".join(["lower(?)"] * len(batch))
+                clause, params = f"lower(k.name) IN ({marks})", batch
+            else:
+                marks = ", ".join("?" * len(batch))
+                clause = f"k.ecosystem = ? AND k.match_name IN ({marks})"
+                params = [ecosystem, *batch]
+            rows = tx.tuples(
+                "SELECT k.build_id, k.ecosystem, k.match_name, k.name, k.version "
+                "FROM build_packages k JOIN builds b ON b.build_id = k.build_id "
+                f"WHERE {clause}{recorded}",
+                [*params, *when_params],
+            )
+            for row in rows:
+                key = row[3].translate(_ASCII_LOWER) if ecosystem is None else row[2]
+                found[ecosystem, key].append(row)
+    return found
+
+
+def _held_by(
+    records: Sequence[AdvisoryRecord],
+    rows: dict[LookupKey, list[ComponentRow]],
+    cpe_map: CpeMap,
+) -> dict[str, list[HeldVersion]]:
+    """``affected_builds`` from the rows ``component_rows`` selected."""
+    from projections.matching import affects, fixed_version, lookup_keys, names_match
+
+    found: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+    for record in records:
+        for package in record.affected:
+            for key in lookup_keys(package, cpe_map):
+                # Builds share versions: each (name, version) is judged once, and its
+                # fixed version found once.
                 verdicts: dict[tuple[str, str, str, str], bool] = {}
-                for build, eco, match_name, name, version in rows:
-                    # Builds share versions: each (name, version) is judged once.
+                fixes: dict[tuple[str, str, str, str], str | None] = {}
+                for build, eco, match_name, name, version in rows.get(key, ()):
                     judged = (eco, match_name, name, version)
-                    if judged not in verdicts:
-                        verdicts[judged] = names_match(
+                    verdict = verdicts.get(judged)
+                    if verdict is None:
+                        verdict = verdicts[judged] = names_match(
                             package, eco, match_name, name, cpe_map
                         ) and affects(package, version, eco)
-                    if not verdicts[judged]:
+                    if not verdict:
                         continue
                     entry = found.setdefault(
                         (build, eco, match_name, version, name),
@@ -224,7 +320,9 @@ def affected_builds(
                     )
                     entry["advisories"].add(record.advisory_id)
                     if entry["fixed"] is None:
-                        entry["fixed"] = fixed_version(package, version, eco)
+                        if judged not in fixes:
+                            fixes[judged] = fixed_version(package, version, eco)
+                        entry["fixed"] = fixes[judged]
     held: dict[str, list[HeldVersion]] = defaultdict(list)
     for (build, eco, _, version, name), entry in sorted(found.items()):
         held[build].append(
@@ -246,13 +344,17 @@ def _spans(
         params = [known, known]
     spans: list[tuple[tuple[str, str, str], str, Span]] = []
     for build in sorted(held):
-        for env_name, host, service, start, end, end_known in tx.tuples(
+        rows = tx.tuples(
             "SELECT env, host, service, valid_from, valid_to, recorded_to FROM placements "
             f"WHERE build_id = ? AND {condition}{env_clause}",
             [build, *params, *env_params],
-        ):
+        )
+        if known is None:
+            spans += [((e, h, s), build, (start, end)) for e, h, s, start, end, _ in rows]
+            continue
+        for env_name, host, service, start, end, end_known in rows:
             # An end recorded after K was not known yet at K: the interval was open.
-            unknown_end = known is not None and end is not None and end_known > known
+            unknown_end = end is not None and end_known > known
             spans.append(((env_name, host, service), build, (start, None if unknown_end else end)))
     return spans
 
@@ -260,20 +362,21 @@ def _spans(
 def merge(spans: Iterable[Span], horizon: int) -> list[Span]:
     """Intervals merged where they overlap or touch; an interval holding the horizon
     (or open) ends in None."""
-    merged: list[list[int | None]] = []
-    for start, end in sorted(spans, key=lambda s: s[0]):
-        open_end = end is None or end > horizon
-        stop = None if open_end else end
+    if isinstance(spans, list) and len(spans) == 1:  # a service that ran one build
+        ((start, end),) = spans
+        return [(int(start), None if end is None or end > horizon else end)]
+    merged: list[Span] = []
+    for start, end in sorted(spans, key=itemgetter(0)):
+        stop = None if end is None or end > horizon else end
         if merged:
-            last = merged[-1]
-            last_end = last[1]
+            first, last_end = merged[-1]
             if last_end is None:
-                continue
+                break  # open to the horizon: it holds every later start
             if start <= last_end:
-                last[1] = None if stop is None else max(last_end, stop)
+                merged[-1] = (first, None if stop is None else max(last_end, stop))
                 continue
-        merged.append([start, stop])
-    return [(int(s), e) for s, e in merged]  # type: ignore[arg-type]
+        merged.append((int(start), stop))
+    return merged
 
 
 def _seconds(spans: Sequence[Span], horizon: int, since: int | None = None) -> float:
@@ -286,11 +389,18 @@ def _seconds(spans: Sequence[Span], horizon: int, since: int | None = None) -> f
 
 
 def _window(env: str, host: str, service: str | None, spans: list[Span], horizon: int) -> Window:
+    # when() inlined, with timedelta's positional form: a large answer makes 150,000 of
+    # these (bench.exposure), and the keyword form and the call cost a third more.
     return Window(
         env,
         host,
         service,
-        tuple((when(s), None if e is None else when(e)) for s, e in spans),
+        tuple(
+            [
+                (EPOCH + timedelta(0, 0, s), None if e is None else EPOCH + timedelta(0, 0, e))
+                for s, e in spans
+            ]
+        ),
         _seconds(spans, horizon),
     )
 

@@ -344,7 +344,7 @@ def where(
         held = _held(tx, packages, known_at)
         condition, params = placement_condition(at, known_at, env)
         found: list[Found] = []
-        with _collector_paused():
+        with collector_paused():
             for build, versions in held.items():
                 found += _placed(tx, build, versions, condition, params)
             _sort_answers(found)
@@ -354,7 +354,7 @@ def where(
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while an answer of tens of thousands of
     rows is made. CPython untracks only exact tuples, so every ``Found`` (a NamedTuple)
     stays tracked: making 30,000 of them set off full collections that scan the whole

@@ -260,3 +260,15 @@ def test_heartbleed_from_nvds_own_record_hits_1_0_1f_not_1_0_1g(ledger_url: str)
     assert data["hosts_exposed"] == 2
     shown = as_json(run(ledger_url, "advisories", "show", "CVE-2014-0160", "--json"))
     assert shown[0]["unmatched"], "the record's platform-only configurations are listed"
+
+
+def test_vulns_names_a_vulnerability_by_its_cve_as_the_alerts_do(ledger_url: str) -> None:
+    """A GHSA record alone, aliasing a CVE: the row is the CVE's, the GHSA an alias."""
+    story = api_upgrade()
+    advisory(story, 30, advisory_id=GHSA, database="osv", aliases=[CVE])
+    ledger = Ledger(locate(ledger_url), create=True)
+    story.record(ledger)
+    ledger.close()
+    assert run(ledger_url, "project").exit_code == 0
+    rows = as_json(run(ledger_url, "vulns", "--at", minute(8).isoformat(), "--json"))
+    assert [(r["id"], r["aliases"], r["hosts"]) for r in rows] == [(CVE, [GHSA], 2)]
