@@ -4,6 +4,7 @@ and the two questions after an advisory — ``exposure ID`` (where, from when to
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -215,7 +216,8 @@ def _show_record(record: dict[str, Any]) -> None:
         + (f"; CVSS {score}" if score else "")
     )
     if record["summary"]:
-        console.print(f"  {esc(' '.join(record['summary'].split()))}", overflow="fold")
+        text = textwrap.fill(" ".join(record["summary"].split()), width=96)
+        console.print(textwrap.indent(esc(text), "  "))
     for package in record["affected"]:
         console.print(f"  affects {esc(package['covers'])}")
     for text in record["unmatched"]:
