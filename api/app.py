@@ -26,6 +26,7 @@ from uuid import uuid4
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as InPath
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
@@ -63,6 +64,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledger.serve")
 
 STATIC = Path(__file__).parent / "static"
+DOCS_UI = Path(__file__).parent / "docs_ui"
+"""Swagger UI's files (``tools/vendor-swagger-ui.sh``; the version is in its VERSION)."""
 MAX_PAGE = 1000
 AUTH_CACHE_SECONDS = 5.0
 """A revoked token stops working within this many seconds."""
@@ -71,6 +74,11 @@ CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 """The dashboard loads nothing from other hosts, and nothing else may be injected."""
+DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+    "script-src 'self'", "script-src 'self' 'unsafe-inline'"
+)
+"""/docs: the same, but Swagger UI's page starts it with an inline script and styles."""
+DOCS_ASSETS = "/docs/assets"
 ANONYMOUS = Token("anonymous", "reader", 0.0, "--allow-anonymous-read")
 
 T = TypeVar("T")
@@ -152,6 +160,11 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         version="1",
         lifespan=lifespan,
         responses={code: {"model": models.Error} for code in (400, 401, 403, 404, 422)},
+        # /docs is served below from local files (Swagger UI, vendored in api/docs_ui):
+        # FastAPI's own page loads it from a CDN, blank on a machine without internet.
+        # ReDoc has no such package: it is left out.
+        docs_url=None,
+        redoc_url=None,
     )
     app.router.route_class = StrictRoute
 
@@ -598,15 +611,27 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Any:
+        """Swagger UI on the OpenAPI document, every asset from this server."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url="/favicon.svg",
+        )
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if not request.url.path.startswith(("/docs", "/redoc")):  # those load their own assets
-            response.headers.setdefault("Content-Security-Policy", CSP)
+        docs_page = request.url.path == "/docs"
+        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs_page else CSP)
         return response
 
+    app.mount(DOCS_ASSETS, StaticFiles(directory=DOCS_UI), name="docs-assets")
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")
     app.state.broadcaster = broadcaster
     return app
