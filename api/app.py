@@ -418,6 +418,22 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         placements = cut(request, [f.row() for f in found], total, limit, offset)
         return {**answer, "summary": summary, "placements": placements}
 
+    @app.get("/api/where/timeline", response_model=models.VersionsOverTime, tags=["audit"])
+    @answers.cached
+    def where_timeline(
+        _: Reader,
+        name: Annotated[str, Query(min_length=1, max_length=253, description="Package name.")],
+        env: Env = None,
+    ) -> dict[str, Any]:
+        """A package's versions over time: every change of the number of hosts running each
+        version, and per version when it first and last ran (the dashboard's picture)."""
+        from projections.timeline import versions_over_time
+
+        try:
+            return versions_over_time(views, name, env)
+        except InvalidInput as error:
+            raise invalid(error) from None
+
     @app.get("/api/failures", response_model=models.Page[models.Failure], tags=["audit"])
     @answers.cached
     def failures(

@@ -371,3 +371,31 @@ class Vulnerability(Response):
     services: int
     packages: list[AffectedVersion]
     summary: str
+
+
+class HostCountChange(Response):
+    """From ``at`` on, ``hosts`` hosts of ``env`` run ``version``."""
+
+    at: str
+    env: str
+    ecosystem: str
+    version: str
+    hosts: int
+
+
+class VersionSpan(Response):
+    env: str
+    ecosystem: str
+    version: str
+    first_run: str
+    last_run: str | None = None
+    hosts_now: int
+
+
+class VersionsOverTime(Response):
+    """A package's versions over time (``ledger where NAME --timeline``)."""
+
+    name: str
+    env: str | None = None
+    changes: list[HostCountChange]
+    versions: list[VersionSpan]

@@ -41,6 +41,12 @@ from projections.versions import parse_range
 )
 @env_option
 @click.option("--summary", is_flag=True, help="Only the summary per version, not every host.")
+@click.option(
+    "--timeline",
+    is_flag=True,
+    help="The versions over time instead: per env and version, when it first ran, when it "
+    "last ran (or how many hosts run it now); --json adds every change of host counts.",
+)
 @json_option
 @pass_session
 def where(
@@ -53,6 +59,7 @@ def where(
     generation_number: int | None,
     env: str | None,
     summary: bool,
+    timeline: bool,
     as_json: bool,
 ) -> None:
     """Show every host and service whose active closure holds package NAME.
@@ -76,9 +83,15 @@ def where(
       ledger where openssl --at 2026-01-10T12:00:00Z --summary
       ledger where pkg:pypi/pygments --version-range '>=2.15'
       ledger where zlib --generation 12 --env production --json
+      ledger where openssl --timeline --env production
     """
     if version and version_range:
         raise click.UsageError("give --version or --version-range, not both")
+    if timeline:
+        if version or version_range or at_ or known_at or generation_number or summary:
+            raise click.UsageError("--timeline takes only NAME, --env and --json")
+        _timeline(session, name, env, as_json)
+        return
     at = timestamp(at_, "--at")
     known = timestamp(known_at, "--known-at")
     if generation_number is not None and (at or known):
@@ -237,4 +250,32 @@ def failures(
         as_json=as_json,
         empty="no failures recorded",
         style=lambda row: "yellow" if row["problem"] == "anomaly" else "red",
+    )
+
+
+def _timeline(session: Session, name: str, env: str | None, as_json: bool) -> None:
+    from projections.timeline import versions_over_time
+
+    answer = versions_over_time(session.views(), name, env)
+    if as_json:
+        output.print_json(answer)
+        return
+    output.rows_table(
+        [
+            {
+                **v,
+                "first_run": output.when(v["first_run"]),
+                "now": f"on {v['hosts_now']} hosts"
+                if v["hosts_now"]
+                else f"gone since {output.when(v['last_run'])}",
+            }
+            for v in answer["versions"]
+        ],
+        [
+            ("env", "env"),
+            ("version", "version"),
+            ("first_run", "first ran (UTC)"),
+            ("now", "now"),
+        ],
+        empty=f"no placement ever held {name}",
     )

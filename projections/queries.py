@@ -389,6 +389,14 @@ def _held(
     return held
 
 
+def held_builds(tx: Tx, packages: Sequence[Package]) -> dict[str, list[tuple[str, str]]]:
+    """build id → (ecosystem, version) of each of ``packages``' versions its closure holds."""
+    return {
+        build: [(ecosystem, version) for _, _, version, _, _, ecosystem in versions]
+        for build, versions in _held(tx, packages, None).items()
+    }
+
+
 def _placed(
     tx: Tx, build: str, versions: list[tuple[Any, ...]], condition: str, params: list[Any]
 ) -> list[Found]:
