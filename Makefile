@@ -68,3 +68,8 @@ bench-cli:
 .PHONY: bench-exposure
 bench-exposure:
 	.venv/bin/python -m bench.exposure --postgres
+
+# The dashboard's first screen on the kept bench fleet, in headless Chromium.
+.PHONY: bench-dashboard
+bench-dashboard:
+	.venv/bin/python -m bench.dashboard --keep $(or $(KEEP),bench-fleet)
