@@ -22,6 +22,10 @@ from ledger.store import locate
 BACKENDS = ["sqlite", "postgres"]
 
 
+# The browser tests' `browser` fixture: one Chromium per session, whichever modules use it.
+pytest_plugins = ["tests.services.browser"]
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("LEDGER_TEST_POSTGRES_URL")

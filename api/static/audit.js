@@ -31,28 +31,69 @@ export function setAuditEnvs(envs) {
   select.value = envs.includes(chosen) ? chosen : "";
 }
 
-/** "2026-01-10T00:00" (a datetime-local value, read as UTC) -> "2026-01-10T00:00:00Z". */
-export function utcFromLocalInput(value) {
-  if (!value) return "";
-  return `${value.length === 16 ? `${value}:00` : value}Z`;
+const MOMENT =
+  /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d))?)?(?:Z|[+-]00:?00)?$/i;
+
+/**
+ * The "at" field as the API wants it: "2026-01-10T14:30:00Z". It takes a 24-hour UTC time
+ * ("2026-01-10T14:30:00Z", seconds and the Z optional) or a date (its midnight, UTC): a
+ * text field, because a datetime-local picker shows the browser's 12-hour locale clock and
+ * local zone. Returns {at} ("" for now) or {error}, a sentence saying what to write.
+ */
+export function parseMoment(text) {
+  const value = text.trim();
+  if (!value) return { at: "" };
+  const match = MOMENT.exec(value);
+  if (match) {
+    const [year, month, day, hour, minute, second] = match
+      .slice(1)
+      .map((part) => Number(part ?? 0));
+    const moment = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+    const real =
+      moment.getUTCFullYear() === year &&
+      moment.getUTCMonth() === month - 1 &&
+      moment.getUTCDate() === day &&
+      moment.getUTCHours() === hour &&
+      moment.getUTCMinutes() === minute &&
+      moment.getUTCSeconds() === second;
+    if (real) return { at: `${moment.toISOString().slice(0, 19)}Z` };
+  }
+  return {
+    error:
+      `at: "${value}" is not a UTC time; write it as 2026-01-10T14:30:00Z ` +
+      "(24-hour, UTC) or as a date, 2026-01-10, or leave it empty for now.",
+  };
 }
 
 function question() {
+  const moment = parseMoment($("where-at").value);
   return {
     name: $("where-name").value.trim(),
     range: $("where-range").value.trim(),
-    at: utcFromLocalInput($("where-at").value),
+    at: moment.at ?? "",
     env: $("where-env").value,
+    error: moment.error,
   };
 }
 
 /** Ask the API; a newer search cancels an unfinished one. */
 export async function search() {
-  const asked = question();
+  const { error: badMoment, ...asked } = question();
   if (controller) controller.abort();
+  const result = $("where-result");
+  $("where-at").setAttribute("aria-invalid", badMoment ? "true" : "false");
+  if (badMoment) {
+    // Said here, not by the browser's validation bubble: the same place as the API's errors.
+    controller = null;
+    showError(badMoment);
+    result.dataset.state = "error";
+    $("where-submit").disabled = false;
+    searches += 1;
+    result.dataset.searches = String(searches);
+    return;
+  }
   controller = new AbortController();
   const { signal } = controller;
-  const result = $("where-result");
   result.dataset.state = "loading";
   $("where-submit").disabled = true;
   try {
@@ -78,7 +119,7 @@ function showAnswer(asked, answer) {
   lastAnswer = answer;
   $("where-error").hidden = true;
   const versions = new Set(answer.summary.map((row) => row.version));
-  const when = asked.at ? `at ${formatTime(asked.at)} UTC` : "now";
+  const when = asked.at ? `at ${formatTime(asked.at)}` : "now";
   $("where-caption").replaceChildren(
     h("b", {}, answer.name),
     asked.range ? ` ${asked.range}` : " (any version)",
@@ -117,8 +158,11 @@ function showPlacements(page) {
         h("td", { class: "mono", title: found.store_path ?? "" }, found.version),
         h(
           "td",
-          { class: "mono", title: found.build_id },
-          found.build_version ?? found.build_id.slice(0, 12),
+          { class: "build" },
+          h("span", { class: "mono build-id", title: found.build_id }, found.build_id.slice(0, 12)),
+          found.build_version
+            ? [" ", h("span", { class: "build-version" }, found.build_version)]
+            : null,
         ),
         h("td", { class: "num" }, found.generation ?? "–"),
         h("td", { class: "time" }, formatTime(found.since)),

@@ -37,17 +37,26 @@ export function panelError(panel, message) {
   line.hidden = !message;
 }
 
-/** "2026-01-19T17:14:23.602000Z" -> "2026-01-19 17:14:23" (UTC), "–" for none. */
+/**
+ * Any ISO 8601 time from the API -> "2026-01-19T17:14:23Z": ISO 8601, UTC, 24-hour, to the
+ * second, whatever the browser's locale or time zone; "–" for none. A time with another
+ * offset is converted to UTC; text that is not a time is shown as it is.
+ */
 export function formatTime(iso) {
   if (!iso) return "–";
-  const match = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)/.exec(iso);
-  return match ? `${match[1]} ${match[2]}` : iso;
+  const utc = /^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.\d+)?(?:Z|[+-]00:?00)$/.exec(iso);
+  if (utc) return `${utc[1]}T${utc[2]}Z`;
+  // Without an offset a browser would read the time as local: show it as it came.
+  if (!/(?:Z|[+-]\d\d:?\d\d)$/.test(iso)) return iso;
+  const moment = new Date(iso);
+  return Number.isNaN(moment.getTime()) ? iso : `${moment.toISOString().slice(0, 19)}Z`;
 }
 
-/** "2026-01-19T17:14:23.602000Z" -> "01-19 17:14" (UTC), for narrow places. */
+/** "2026-01-19T17:14:23.602000Z" -> "2026-01-19T17:14Z" (UTC, to the minute), for narrow
+ * places. */
 export function formatShortTime(iso) {
-  const match = /^\d{4}-(\d\d-\d\d)T(\d\d:\d\d)/.exec(iso || "");
-  return match ? `${match[1]} ${match[2]}` : formatTime(iso);
+  const full = formatTime(iso);
+  return /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(full) ? `${full.slice(0, 16)}Z` : full;
 }
 
 /** A count with thousands separators. */

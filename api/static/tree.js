@@ -3,7 +3,7 @@
 // planned from an older one (a branch) nested under the generation it left from.
 // Rollbacks show their target; failed generations show their failure.
 
-import { formatShortTime, h } from "./dom.js";
+import { formatShortTime, formatTime, h } from "./dom.js";
 
 export function renderTree(container, roots) {
   const byEnv = new Map();
@@ -80,7 +80,7 @@ function renderNode(node, branches) {
   const classes = ["gen", `status-${slug(node.status)}`];
   if (failed) classes.push("is-failed");
   if (node.reason === "rollback") classes.push("is-rollback");
-  const when = `planned ${node.planned_at ?? "?"}, finished ${node.finished_at ?? "–"} (UTC)`;
+  const when = `planned ${formatTime(node.planned_at)}, finished ${formatTime(node.finished_at)}`;
   return h(
     "li",
     {

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 from ledger.application import Ledger
 from ledger.store import locate
 from tests.services.api import ApiServer, serve
-from tests.services.browser import browser_fixture, screenshot_dir  # noqa: F401 (`browser`)
+from tests.services.browser import screenshot_dir
 
 WAIT_MS = 15_000
 """How long a wait for the page may take (generous: a wait, never a timing assert)."""

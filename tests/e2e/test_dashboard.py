@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -31,7 +32,10 @@ from projections.queries import where_counts
 from projections.runner import Views
 from projections.versions import parse_range
 from tests.services.api import ApiServer, serve
-from tests.services.browser import browser_fixture, screenshot_dir  # noqa: F401 (`browser`)
+from tests.services.browser import screenshot_dir
+
+# The browser once per session, whichever e2e modules run (a fixture imported into each
+# module would be one per module: a second Playwright in the same thread fails).
 
 WAIT_MS = 15_000
 """How long a wait for the page may take (generous: a wait, never a timing assert)."""
@@ -80,10 +84,13 @@ def anonymous_server(demo_ledger: Path) -> Iterator[ApiServer]:
 
 
 @contextmanager
-def open_page(browser: Browser) -> Iterator[Page]:
-    """A page in a fresh context (its own sessionStorage); uncaught script errors and
-    dialogs fail the test."""
-    context = browser.new_context(viewport=VIEWPORT)
+def open_page(
+    browser: Browser, viewport: ViewportSize = VIEWPORT, **options: Any
+) -> Iterator[Page]:
+    """A page in a fresh context (its own sessionStorage; ``options`` for
+    ``new_context``, a locale or a time zone); uncaught script errors and dialogs fail the
+    test."""
+    context = browser.new_context(viewport=viewport, **options)
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
@@ -269,7 +276,7 @@ def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> Non
     if moment <= done:
         moment += timedelta(minutes=1)
     assert done < moment < following
-    at_input = moment.strftime("%Y-%m-%dT%H:%M")
+    at_input = moment.strftime("%Y-%m-%dT%H:%M")  # no seconds, no Z: read as UTC
 
     def expected(**kwargs: Any) -> list[dict[str, Any]]:
         rows = where_counts(server.views, "openssl", at=moment, **kwargs)
@@ -280,7 +287,7 @@ def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> Non
     expect(page.locator("#where-error")).to_be_hidden()
     assert everything
     assert summary_rows(page) == everything
-    expect(page.locator("#where-caption")).to_contain_text(moment.strftime("%Y-%m-%d %H:%M"))
+    expect(page.locator("#where-caption")).to_contain_text(moment.strftime("at %Y-%m-%dT%H:%M:00Z"))
     shot(page, "audit-openssl-at", "#audit-panel")
 
     version_range = ">=1.0.1,<1.0.2"
@@ -391,3 +398,118 @@ def test_every_request_goes_to_the_server(page: Page, server: ApiServer) -> None
     loaded = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
     assert loaded
     assert all(urlsplit(url)[:2] == origin[:2] for url in loaded)
+
+
+# --- times and builds ------------------------------------------------------------------
+
+ISO_SECOND = re.compile(r"^\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$")
+ISO_MINUTE = re.compile(r"^\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\dZ$")
+
+
+def summary_from_api(server: ApiServer, **params: object) -> list[dict[str, Any]]:
+    answer = api_get(server, "/api/where", name="openssl", limit=50, **params)
+    return [
+        {k: row[k] for k in ("env", "version", "hosts", "services")} for row in answer["summary"]
+    ]
+
+
+def afternoon_between_generations(server: ApiServer) -> datetime:
+    """A whole minute after 13:00 UTC, between one production generation's end and the
+    next one's start: a time a 12-hour clock would get wrong."""
+    generations = api_get(server, "/api/generations", env="production", limit=1000)["items"]
+    for done_one, next_one in pairwise(generations):
+        if not done_one["finished_at"]:
+            continue
+        done = datetime.fromisoformat(done_one["finished_at"])
+        following = datetime.fromisoformat(next_one["planned_at"])
+        moment = done.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        while moment < following:
+            if moment.hour >= 13:
+                return moment
+            moment += timedelta(minutes=1)
+    raise AssertionError("the demo history has no afternoon between two generations")
+
+
+def test_the_at_field_takes_24_hour_utc_times_and_dates(page: Page, server: ApiServer) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(urlsplit(request.url).path))
+    open_dashboard(page, server)
+    expect(page.locator("#where-result")).to_have_attribute("data-state", "done")
+    at_field = page.locator("#where-at")
+    expect(at_field).to_have_attribute("type", "text")
+    expect(at_field).to_have_attribute("pattern", re.compile(r"\S"))
+    expect(page.get_by_label("at (UTC, 24-hour)")).to_have_count(1)
+
+    moment = afternoon_between_generations(server)
+    at_text = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ask(page, "openssl", at=at_text)
+    expect(page.locator("#where-error")).to_be_hidden()
+    expected = summary_from_api(server, at=at_text)
+    assert expected
+    assert summary_rows(page) == expected
+    # The moment tells the clocks apart: read on a 12-hour clock, the answer differs.
+    morning = (moment - timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert summary_rows(page) != summary_from_api(server, at=morning)
+    expect(page.locator("#where-caption")).to_contain_text(f"at {at_text}")
+    expect(at_field).to_have_attribute("aria-invalid", "false")
+
+    # A date is its midnight, UTC.
+    day = moment.strftime("%Y-%m-%d")
+    ask(page, "openssl", at=day)
+    assert summary_rows(page) == summary_from_api(server, at=f"{day}T00:00:00Z")
+    expect(page.locator("#where-caption")).to_contain_text(f"at {day}T00:00:00Z")
+
+    # A 12-hour time, an hour past 23, a day February does not have: said so, not sent.
+    asked = requests.count("/api/where")
+    for bad in ["01/10/2026 2:30 PM", f"{day}T25:00", "2026-02-30", f"{day}T14:30+01:00"]:
+        ask(page, "openssl", at=bad)
+        expect(page.locator("#where-error")).to_be_visible()
+        expect(page.locator("#where-error")).to_contain_text(f'"{bad}" is not a UTC time')
+        expect(page.locator("#where-error")).to_contain_text("2026-01-10T14:30:00Z")
+        expect(page.locator("#where-summary")).to_be_hidden()
+        expect(at_field).to_have_attribute("aria-invalid", "true")
+    assert requests.count("/api/where") == asked
+    shot(page, "audit-bad-at", "#audit-panel")
+
+
+def test_the_build_column_shows_the_build_id_and_its_version(page: Page, server: ApiServer) -> None:
+    open_dashboard(page, server)
+    expect(page.locator("#where-result")).to_have_attribute("data-state", "done")
+    placements = api_get(server, "/api/where", name="openssl", limit=50)["placements"]["items"]
+    assert placements
+    assert any(p["build_version"] for p in placements)
+    shown = page.eval_on_selector_all(
+        "#where-placements tbody td.build",
+        """cells => cells.map(cell => ({
+            id: cell.querySelector('.build-id').textContent,
+            title: cell.querySelector('.build-id').title,
+            mono: getComputedStyle(cell.querySelector('.build-id')).fontFamily,
+            version: cell.querySelector('.build-version')?.textContent ?? null}))""",
+    )
+    assert [(s["id"], s["title"], s["version"]) for s in shown] == [
+        (p["build_id"][:12], p["build_id"], p["build_version"]) for p in placements
+    ]
+    assert all("mono" in s["mono"].lower() for s in shown)
+
+
+def test_every_time_is_iso_8601_utc_in_any_locale(browser: Browser, server: ApiServer) -> None:
+    """Far from UTC, in a 12-hour locale: the times are still UTC, 24-hour, ISO 8601."""
+    with open_page(browser, locale="en-US", timezone_id="America/Los_Angeles") as page:
+        open_dashboard(page, server)
+        expect(page.locator("#where-placements tbody tr").first).to_be_visible()
+        assert page.evaluate("new Date(0).getTimezoneOffset()") != 0
+        failures = api_get(
+            server, "/api/failures", kind="activation_failed", newest_first="true", limit=20
+        )["items"]
+        times = page.locator("#failures tbody td.time").all_text_contents()
+        assert times == [
+            datetime.fromisoformat(f["occurred_at"]).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for f in failures
+        ]
+        since = page.locator("#where-placements tbody td.time").all_text_contents()
+        planned = page.locator("#tree .gen-row .meta").all_text_contents()
+        updated = (page.locator("#updated").text_content() or "").removeprefix("updated ")
+        assert since
+        assert planned
+        assert [t for t in [*times, *since, updated] if not ISO_SECOND.match(t)] == []
+        assert [t for t in planned if not ISO_MINUTE.match(t)] == []

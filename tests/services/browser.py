@@ -56,7 +56,8 @@ def screenshot_dir() -> Path:
 @pytest.fixture(name="browser", scope="session")
 def browser_fixture() -> Iterator[Browser]:
     """Headless Chromium for the session, as the fixture ``browser`` (import
-    ``browser_fixture``); each test opens its own context."""
+    ``browser_fixture``, or rely on tests/conftest.py, which registers this module as a
+    plugin); each test opens its own context."""
     executable = chromium_path()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
