@@ -35,7 +35,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.postgres import create_schema, ledger_url, postgres_server
-from bench.views import copy_ledger, generate, say, time_span
+from bench.views import Latency, copy_ledger, generate, say, time_span, timed
 from ledger.advisories.record import import_advisories
 from ledger.application import Ledger
 from ledger.store import locate
@@ -65,16 +64,6 @@ HITS_NONE = "CVE-2025-0002"
 HITS_ONE = "CVE-2025-0003"
 """Names openssl 1.0.1 up to 1.0.2, excluded: the fleet's oldest openssl, 1.0.1p."""
 OSV_ECOSYSTEMS = ("PyPI", "npm", "Go", "crates.io", "Maven", "Debian:12", "RubyGems")
-
-
-@dataclass(frozen=True)
-class Latency:
-    backend: str
-    query: str
-    samples: int
-    rows: float
-    p50_ms: float
-    p95_ms: float
 
 
 @dataclass(frozen=True)
@@ -260,21 +249,9 @@ def latency(backend: str, url: str, samples: int) -> list[Latency]:
         ("vulns", lambda i: len(vulns(views))),
         ("vulns --at T", lambda i: len(vulns(views, at=moments[i]))),
     ]
-    results = []
-    for label, query in cases:
-        say(f"{backend}: {label}")
-        timings, rows = [], []
-        for i in range(WARM_UP + samples):
-            start = time.perf_counter()
-            answered = query(i)
-            elapsed = time.perf_counter() - start
-            if i >= WARM_UP:
-                timings.append(elapsed)
-                rows.append(answered)
-        cuts = statistics.quantiles(timings, n=100, method="inclusive")
-        results.append(
-            Latency(backend, label, samples, statistics.mean(rows), cuts[49] * 1e3, cuts[94] * 1e3)
-        )
+    results = timed(
+        backend, cases, samples, WARM_UP, on_case=lambda label: say(f"{backend}: {label}")
+    )
     views.ledger.close()
     return results
 

@@ -154,7 +154,6 @@ def latency(backend: str, url: str, samples: int) -> list[Latency]:
     first, last = time_span(views)
     rng = random.Random(7)
     moments = [first + (last - first) * rng.random() for _ in range(WARM_UP + samples)]
-    results = []
     cases: list[tuple[str, Callable[[int], int]]] = [
         ("where openssl", lambda i: len(queries.where(views, "openssl"))),
         ("where openssl --at T", lambda i: len(queries.where(views, "openssl", at=moments[i]))),
@@ -162,20 +161,35 @@ def latency(backend: str, url: str, samples: int) -> list[Latency]:
         ("  --summary --at T",
          lambda i: len(queries.where_counts(views, "openssl", at=moments[i]))),
     ]  # fmt: skip
+    results = timed(backend, cases, samples)
+    views.ledger.close()
+    return results
+
+
+def timed(
+    backend: str,
+    cases: list[tuple[str, Callable[[int], int]]],
+    samples: int,
+    warm_up: int = WARM_UP,
+    on_case: Callable[[str], None] = lambda label: None,
+) -> list[Latency]:
+    """p50 and p95 of each case (a label and a query of the sample's index returning its
+    row count) over ``samples`` calls after ``warm_up`` unmeasured ones."""
+    results = []
     for label, query in cases:
+        on_case(label)
         timings, rows = [], []
-        for i in range(WARM_UP + samples):
+        for i in range(warm_up + samples):
             start = time.perf_counter()
             answered = query(i)
             elapsed = time.perf_counter() - start
-            if i >= WARM_UP:
+            if i >= warm_up:
                 timings.append(elapsed)
                 rows.append(answered)
         cuts = statistics.quantiles(timings, n=100, method="inclusive")
         results.append(
             Latency(backend, label, samples, statistics.mean(rows), cuts[49] * 1e3, cuts[94] * 1e3)
         )
-    views.ledger.close()
     return results
 
 

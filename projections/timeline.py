@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from projections.exposure import merge
 from projections.queries import asked_packages, held_builds, iso, require_env
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 VersionKey = tuple[str, str, str]
 """(env, ecosystem, version)"""
+FOREVER = 2**63 - 1
+"""A horizon no interval ends after: ``merge`` keeps every end as it is."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def versions_over_time(views: Views, name: str, env: str | None = None) -> dict[
     steps: dict[int, dict[VersionKey, int]] = defaultdict(lambda: defaultdict(int))
     for (env_name, _, ecosystem, version), spans in runs.items():
         key = (env_name, ecosystem, version)
-        for start, end in _union(spans):
+        for start, end in merge(spans, FOREVER):
             steps[start][key] += 1
             if end is not None:
                 steps[end][key] -= 1
@@ -102,18 +105,3 @@ def versions_over_time(views: Views, name: str, env: str | None = None) -> dict[
             for key in sorted(first)
         ],
     }
-
-
-def _union(spans: list[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
-    """Half-open intervals merged where they overlap or touch (None: still open)."""
-    merged: list[tuple[int, int | None]] = []
-    for start, end in sorted(spans, key=lambda s: s[0]):
-        if merged:
-            last_start, last_end = merged[-1]
-            if last_end is None:
-                continue
-            if start <= last_end:
-                merged[-1] = (last_start, None if end is None else max(last_end, end))
-                continue
-        merged.append((start, end))
-    return merged
