@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import pytest
@@ -784,6 +784,37 @@ def fresh_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> FreshLedger:
     return fresh
 
 
+class Stream(Protocol):
+    """A scenario's facts and how they are appended (``Scenario`` here, and others')."""
+
+    @property
+    def events(self) -> list[Envelope]: ...
+    @property
+    def chunks(self) -> list[int]: ...
+    @property
+    def catch_ups(self) -> list[bool]: ...
+    @property
+    def probes(self) -> list[bool]: ...
+
+
+def feed(ledger: Ledger, views: Views, scenario: Stream, probe: Callable[[int], None]) -> None:
+    """Append the scenario's facts in its chunks, catching the views up where it says and
+    calling ``probe(facts appended so far)`` where it says; the views caught up at the end."""
+    chunks, catch_ups, probes = (
+        iter(scenario.chunks), iter(scenario.catch_ups), iter(scenario.probes)
+    )  # fmt: skip
+    start = 0
+    while start < len(scenario.events):
+        size = next(chunks, 2)
+        ledger.append(scenario.events[start : start + size])
+        start += size
+        if next(catch_ups, True):
+            views.catch_up()
+            if next(probes, False):
+                probe(start)
+    views.catch_up()
+
+
 # A failing run shrinks for up to hypothesis's 300 s: let it report rather than be
 # cut off by the suite's 300 s timeout.
 @pytest.mark.timeout(900)
@@ -798,21 +829,9 @@ def test_answers_agree_with_the_auditor(fresh_ledger: FreshLedger, scenario: Sce
     with fresh_ledger() as ledger:
         views = Views(ledger, batch=scenario.read_batch, commit_events=scenario.read_batch * 2)
         try:
-            chunks, catch_ups, probes = (
-                iter(scenario.chunks),
-                iter(scenario.catch_ups),
-                iter(scenario.probes),
-            )
-            start = 0
-            while start < len(scenario.events):
-                size = next(chunks, 2)
-                ledger.append(scenario.events[start : start + size])
-                start += size
-                if next(catch_ups, True):
-                    views.catch_up()
-                    if next(probes, False):
-                        probe(views, Auditor(list(ledger.facts())), f"after {start} facts")
-            views.catch_up()
+            feed(ledger, views, scenario, lambda start: probe(
+                views, Auditor(list(ledger.facts())), f"after {start} facts"
+            ))  # fmt: skip
             auditor = Auditor(list(ledger.facts()))
             assert [when(f.event["recorded_at"]) for f in auditor.facts] == [
                 e.recorded_at for e in scenario.events

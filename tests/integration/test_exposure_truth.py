@@ -57,6 +57,7 @@ from tests.integration.test_audit_truth import (
     Interval,
     bid,
     clock,
+    feed,
     fresh_ledger,  # noqa: F401  (the fixture, on both backends)
     incremental_then_rebuilt,
     minutes,
@@ -1007,23 +1008,13 @@ def test_exposure_agrees_with_the_auditor(
     with fresh_ledger() as ledger:
         views = Views(ledger, batch=scenario.read_batch, commit_events=scenario.read_batch * 2)
         try:
-            chunks, catch_ups, probes = (
-                iter(scenario.chunks),
-                iter(scenario.catch_ups),
-                iter(scenario.probes),
-            )
-            start = 0
-            while start < len(scenario.events):
-                size = next(chunks, 2)
-                ledger.append(scenario.events[start : start + size])
-                start += size
-                if next(catch_ups, True):
-                    views.catch_up()
-                    if next(probes, False):
-                        so_far = ExposureAuditor(list(ledger.facts()))
-                        for asked in (CVE, ALIAS_ONLY):
-                            ask(views, so_far, asked, f"after {start} facts")
-            views.catch_up()
+
+            def probe(start: int) -> None:
+                so_far = ExposureAuditor(list(ledger.facts()))
+                for asked in (CVE, ALIAS_ONLY):
+                    ask(views, so_far, asked, f"after {start} facts")
+
+            feed(ledger, views, scenario, probe)
             auditor = ExposureAuditor(list(ledger.facts()))
             assert [when(f.event["recorded_at"]) for f in auditor.placements.facts] == [
                 e.recorded_at for e in scenario.events
