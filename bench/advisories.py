@@ -1,7 +1,9 @@
 """Advisory import, parse side: a full-size NVD year file read by ``read_advisories``
 (advisories/s, peak RSS), next to two baselines in the same run: ijson streaming the same
 records without making events, and ``json.load`` of the whole document. Plus the stored
-size per advisory (bytes of the event's canonical JSON form).
+size per advisory (bytes of the event's canonical JSON form), and the whole
+``ledger advisories import`` of the file into a fresh SQLite ledger (time, peak RSS, and
+what the ledger and then the views grow per advisory).
 
     .venv/bin/python -m bench.advisories [--records 40000] [--json PATH]
 """
@@ -12,9 +14,11 @@ import argparse
 import gzip
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from ledger.advisories.files import read_advisories
@@ -75,6 +79,30 @@ def stored_sizes() -> dict[str, int]:
     return sizes
 
 
+def whole_import(feed: Path, folder: Path, records: int) -> dict[str, float]:
+    """``ledger advisories import FEED`` into a fresh SQLite ledger, as a user runs it: wall
+    time, peak RSS, and how much the ledger file grew; then ``ledger project``, and how much
+    the views (in the same file) added."""
+    command = str(Path(sys.executable).with_name("ledger"))  # this environment's
+    ledger = [command, "--ledger", str(folder / "ledger.db")]
+    subprocess.run([*ledger, "init"], check=True, capture_output=True)
+    empty = (folder / "ledger.db").stat().st_size
+    start = time.perf_counter()
+    subprocess.run([*ledger, "advisories", "import", str(feed)], check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # init's, or this
+    stored = (folder / "ledger.db").stat().st_size
+    subprocess.run([*ledger, "project"], check=True, capture_output=True)
+    projected = (folder / "ledger.db").stat().st_size
+    return {
+        "seconds": seconds,
+        "per_second": records / seconds,
+        "peak_rss": peak,
+        "ledger_bytes_per_advisory": (stored - empty) / records,
+        "views_bytes_per_advisory": (projected - stored) / records,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=40_000)
@@ -84,6 +112,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / "nvdcve-2.0-2024.json"
         write_large_feed(plain, args.records)
+        # First: its peak RSS is read from RUSAGE_CHILDREN, the largest of any child so far.
+        whole = whole_import(plain, Path(tmp), args.records)
         gz = Path(tmp) / "nvdcve-2.0-2024.json.gz"
         gz.write_bytes(gzip.compress(plain.read_bytes(), compresslevel=6))
         generated = [
@@ -98,6 +128,7 @@ def main() -> None:
             "ledger_gz": measure("ledger", gz),
             "ijson_baseline": measure("ijson", plain),
             "json_load_baseline": measure("json", plain),
+            "whole_import_sqlite": whole,
             "load_at_end": os.getloadavg(),
             "stored_bytes_generated_mean": sum(generated) / len(generated),
             "stored_bytes": stored_sizes(),
