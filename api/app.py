@@ -111,6 +111,30 @@ class ApiError(Exception):
         self.details = list(details)
 
 
+@dataclass(frozen=True)
+class Kit:
+    """What a group of routes kept in its own module (``api/*_routes.py``) needs from the
+    app: the views, the answer cache, the role checks and the helpers of ``create_app``.
+    Such a module has ``add_routes(app, kit)``; in it, ``Reader = Annotated[Token,
+    Depends(kit.reader)]`` declares the role a route needs."""
+
+    views: Views
+    settings: ServerSettings
+    answers: Answers
+    reader: Callable[[Request], Token]
+    writer: Callable[[Request], Token]
+    admin: Callable[[Request], Token]
+    page: Callable[[Request, Sequence[Any], int, int], dict[str, Any]]
+    """A page of rows all at hand: ``page(request, rows, limit, offset)``."""
+    cut: Callable[[Request, list[Any], int, int, int], dict[str, Any]]
+    """A page counted elsewhere: ``cut(request, items, total, limit, offset)``."""
+    invalid: Callable[[InvalidInput], "ApiError"]
+    """The HTTP error for a refused question (404 for unknown names, else 400)."""
+    when: Callable[[str | None, str], datetime | None]
+    """An ISO 8601 parameter as a UTC time, or a 422 naming it."""
+    cpe_map: Callable[[], "CpeMap"]
+
+
 REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found",
            405: "method not allowed", 409: "conflict", 413: "payload too large",
            415: "unsupported media type", 422: "unprocessable entity",
@@ -525,6 +549,18 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
             )  # fmt: skip
         except InvalidInput as error:
             raise invalid(error) from None
+
+    # --- routes kept in their own modules ----------------------------------------
+
+    from api import alert_routes, chart_routes, fleet_routes
+
+    kit = Kit(
+        views=views, settings=settings, answers=answers, reader=role("reader"),
+        writer=role("writer"), admin=role("admin"), page=page, cut=cut, invalid=invalid,
+        when=when, cpe_map=cpe_map,
+    )  # fmt: skip
+    for routes in (fleet_routes, chart_routes, alert_routes):
+        routes.add_routes(app, kit)
 
     # --- writing -----------------------------------------------------------------
 

@@ -10,14 +10,19 @@ const TOKEN_KEY = "deploy-ledger.token";
  * from the address bar and history. The fragment is never sent to the server.
  */
 export function takeTokenFromFragment() {
-  const fragment = new URLSearchParams(window.location.hash.slice(1));
-  const token = fragment.get("token");
-  if (token === null) return;
+  const hash = window.location.hash.slice(1);
+  // "#token=S" alone, or after a route: "#/host/prod/web-01?token=S" or "…&token=S".
+  const at = hash.search(/(^|[?&])token=/);
+  if (at < 0) return false;
+  const start = hash.indexOf("token=", at);
+  const end = hash.indexOf("&", start);
+  const token = decodeURIComponent(hash.slice(start + 6, end < 0 ? undefined : end));
   if (token.trim()) setToken(token);
-  fragment.delete("token");
-  const rest = fragment.toString();
+  let rest = hash.slice(0, at) + (end < 0 ? "" : (at > 0 ? hash[at] : "") + hash.slice(end + 1));
+  rest = rest.replace(/[?&]$/, "");
   const url = window.location.pathname + window.location.search + (rest ? `#${rest}` : "");
   window.history.replaceState(null, "", url);
+  return true;
 }
 
 export function getToken() {

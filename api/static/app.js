@@ -1,13 +1,14 @@
-// The dashboard: wires the token, the panels and the live stream together.
+// The dashboard: wires the token, the routes, the panels and the live stream together.
 //
-// Start: read /api/status (401: ask for a token), load the panels, follow the stream.
-// Live: each `ledger` message moves the head; each `views` message (the views now
-// include those events) refreshes the panels, at most once a second.
+// Start: read /api/status (401: ask for a token), show the route's page, follow the
+// stream. The fleet route is the panels of index.html; every other route is drawn into
+// <main id="page"> by its module (router.js). Live: each `ledger` message moves the head;
+// each `views` message (the views now include those events) redraws the page shown, at
+// most once a second.
 
 import {
   ApiError,
   forgetToken,
-  getAllPages,
   getJSON,
   getToken,
   setToken,
@@ -16,8 +17,9 @@ import {
 import { setAuditEnvs, search, setupAudit } from "./audit.js";
 import { formatCount, formatTime, panelError } from "./dom.js";
 import { renderFailures } from "./failures.js";
+import { NAVIGATION, href, pageModule, parseRoute } from "./router.js";
 import { LedgerStream } from "./stream.js";
-import { renderTopology } from "./topology.js";
+import { fetchTopology, renderTopology } from "./topology.js";
 import { renderTree } from "./tree.js";
 
 const REFRESH_EVERY_MS = 1000;
@@ -41,6 +43,8 @@ const state = {
   timer: null, // a scheduled refresh
   lastRefresh: 0,
   searchedOnce: false,
+  route: parseRoute(""),
+  page: 0, // counts page draws: a late draw of a route left behind is dropped
 };
 
 // --- the token --------------------------------------------------------------------
@@ -48,6 +52,8 @@ const state = {
 function askForToken(message) {
   stopStream();
   $("dashboard").hidden = true;
+  $("page").hidden = true;
+  $("nav").hidden = true;
   $("token-panel").hidden = false;
   $("token-change").hidden = true;
   $("token-message").textContent = message || "";
@@ -98,11 +104,17 @@ function applyStatus(status) {
 
 // --- the panels -------------------------------------------------------------------
 
-/** Reload status, topology, tree and failures; each panel shows its own error. */
+/** Redraw what the route shows: the fleet's panels or the route's page. */
 async function loadPanels() {
+  if (state.route.name === "fleet") await loadFleet();
+  else await drawPage();
+}
+
+/** Reload status, topology, tree and failures; each panel shows its own error. */
+async function loadFleet() {
   const [status, topology, tree, failures] = await Promise.allSettled([
     getJSON("api/status"),
-    getAllPages("api/topology"),
+    fetchTopology(),
     getJSON("api/generations/tree"),
     getJSON("api/failures", {
       kind: "activation_failed",
@@ -118,8 +130,8 @@ async function loadPanels() {
     return;
   }
   if (status.status === "fulfilled") applyStatus(status.value);
-  show($("topology-panel"), topology, (placements) =>
-    renderTopology($("topology"), placements, state.envs),
+  show($("topology-panel"), topology, (answer) =>
+    renderTopology($("topology"), answer, state.envs),
   );
   show($("tree-panel"), tree, (roots) => renderTree($("tree"), roots));
   show($("failures-panel"), failures, (page) =>
@@ -164,6 +176,107 @@ function scheduleRefresh() {
     state.timer = null;
     refresh();
   }, wait);
+}
+
+// --- the routes -------------------------------------------------------------------
+
+function renderNavigation() {
+  const nav = $("nav");
+  nav.replaceChildren(
+    ...NAVIGATION.map(([name, text]) => {
+      const link = document.createElement("a");
+      link.href = href(name);
+      link.textContent = text;
+      link.dataset.route = name;
+      return link;
+    }),
+  );
+}
+
+function markNavigation() {
+  for (const link of $("nav").querySelectorAll("a")) {
+    if (link.dataset.route === state.route.name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+/** Show the route of the address bar (on start and on every hashchange). */
+async function showRoute() {
+  state.route = parseRoute(window.location.hash);
+  markNavigation();
+  const fleet = state.route.name === "fleet";
+  $("dashboard").hidden = !fleet;
+  $("page").hidden = fleet;
+  if (fleet) {
+    $("page").replaceChildren();
+    $("page").dataset.route = "";
+    await refresh();
+    if (!state.searchedOnce) {
+      state.searchedOnce = true;
+      search(); // the default question: where is openssl now
+    }
+    return;
+  }
+  $("page").replaceChildren();
+  window.scrollTo(0, 0);
+  await refresh();
+}
+
+/** Draw the route's page into <main id="page"> with its module (pages/NAME.js). */
+async function drawPage() {
+  const route = state.route;
+  const draw = ++state.page;
+  const container = $("page");
+  container.dataset.route = route.name;
+  container.dataset.state = "loading";
+  try {
+    if (route.name === "unknown") {
+      container.replaceChildren(unknownPage(route));
+    } else {
+      const module = await pageModule(route.name);
+      if (draw !== state.page) return;
+      await module.render(container, route, { envs: state.envs, isCurrent: () => draw === state.page });
+    }
+    if (draw !== state.page) return;
+    container.dataset.state = "done";
+  } catch (error) {
+    if (draw !== state.page) return;
+    if (error instanceof ApiError && error.status === 401) {
+      askForToken(error.message);
+      return;
+    }
+    const message = error instanceof ApiError ? error.describe() : String(error);
+    container.replaceChildren(pageError(message));
+    container.dataset.state = "error";
+  }
+  $("updated").textContent = `updated ${formatTime(new Date().toISOString())}`;
+}
+
+function unknownPage(route) {
+  const page = document.createElement("section");
+  page.className = "panel wide";
+  const title = document.createElement("h2");
+  title.textContent = "No such page";
+  const text = document.createElement("p");
+  text.className = "error";
+  text.setAttribute("role", "alert");
+  text.textContent = `"#/${route.params.path}" is not a page of this dashboard.`;
+  const back = document.createElement("a");
+  back.href = href("fleet");
+  back.textContent = "back to the fleet";
+  page.append(title, text, back);
+  return page;
+}
+
+function pageError(message) {
+  const page = document.createElement("section");
+  page.className = "panel wide";
+  const text = document.createElement("p");
+  text.className = "error page-error";
+  text.setAttribute("role", "alert");
+  text.textContent = message;
+  page.append(text);
+  return page;
 }
 
 // --- the stream -------------------------------------------------------------------
@@ -220,19 +333,23 @@ async function start() {
     return;
   }
   $("token-panel").hidden = true;
-  $("dashboard").hidden = false;
+  $("nav").hidden = false;
   $("token-change").hidden = false;
   applyStatus(status);
-  await refresh();
-  if ($("dashboard").hidden) return; // a panel was refused: the token form shows
+  await showRoute();
+  if (!$("token-panel").hidden) return; // a panel was refused: the token form shows
   startStream();
-  if (!state.searchedOnce) {
-    state.searchedOnce = true;
-    search(); // the default question: where is openssl now
-  }
 }
 
 takeTokenFromFragment();
 setupTokenForm();
 setupAudit();
+renderNavigation();
+window.addEventListener("hashchange", () => {
+  if (takeTokenFromFragment()) {
+    start();
+    return;
+  }
+  if ($("token-panel").hidden) showRoute();
+});
 start();

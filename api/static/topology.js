@@ -1,6 +1,7 @@
 // The fleet topology panel: per env, hosts grouped by generation, one tile per host
 // coloured by its worst health.
 
+import { getAllPages } from "./api.js";
 import { formatCount, h } from "./dom.js";
 
 const LEVELS = { ok: 1, warning: 2, critical: 3 };
@@ -44,6 +45,11 @@ export function summariseHosts(placements) {
     host.healthName = NAMES[host.level];
   }
   return [...hosts.values()];
+}
+
+/** What the panel draws (renderTopology's `answer`): every active placement. */
+export function fetchTopology() {
+  return getAllPages("api/topology");
 }
 
 export function renderTopology(container, placements, envs) {
