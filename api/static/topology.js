@@ -1,180 +1,294 @@
-// The fleet topology panel: per env, hosts grouped by generation, one tile per host
-// coloured by its worst health.
+// The fleet topology panel, from one answer counted by the server
+// (GET api/topology/summary): per env, hosts grouped by the generation of their newest
+// placement. An env of at most `tile_limit` hosts gets one tile per host (a link to its
+// page); a larger one gets a box per generation with its hosts counted per health, a
+// bar and the numbers as text, and its services. Health is never carried by colour
+// alone: every tile, chip and count has a glyph (✓ ! ✕ ?) and stale ones are hatched
+// and say so.
 
-import { getAllPages } from "./api.js";
+import { getJSON } from "./api.js";
 import { formatCount, h } from "./dom.js";
+import { envHref, generationHref, hostHref, link } from "./router.js";
 
-const LEVELS = { ok: 1, warning: 2, critical: 3 };
-const NAMES = ["unknown", "ok", "warning", "critical"];
 /** Hosts listed by name under an env when they are not ok, at most this many. */
 const ATTENTION_LIMIT = 16;
 /** Tiles per row in a generation's box, at most. */
 const MAX_COLUMNS = 24;
+/** Health levels, worst first: the order counts are shown in. */
+const WORST_FIRST = ["critical", "warning", "ok", "unknown"];
+const GLYPHS = { ok: "✓", warning: "!", critical: "✕", unknown: "?" };
 
-/** "warning (stale)" -> {level: 2, stale: true}; null or unknown text -> level 0. */
-export function parseHealth(text) {
-  if (!text) return { level: 0, stale: false };
-  const stale = /\(stale\)\s*$/.test(text);
-  const name = text.replace(/\(stale\)\s*$/, "").trim();
-  return { level: LEVELS[name] ?? 0, stale };
-}
+/** The generations whose services the user opened ("env\0number"): kept across redraws. */
+const openServices = new Set();
 
-/**
- * One entry per (env, host): its placements, generation (that of its newest
- * placement) and worst health. A host is stale when every report at its worst level is.
- */
-export function summariseHosts(placements) {
-  const hosts = new Map();
-  for (const placement of placements) {
-    const key = `${placement.env}\u0000${placement.host}`;
-    let host = hosts.get(key);
-    if (!host) {
-      host = { env: placement.env, host: placement.host, placements: [], generation: null };
-      hosts.set(key, host);
-    }
-    host.placements.push(placement);
-    if (placement.generation !== null && placement.generation !== undefined) {
-      host.generation = Math.max(host.generation ?? 0, placement.generation);
-    }
-  }
-  for (const host of hosts.values()) {
-    const health = host.placements.map((p) => parseHealth(p.health));
-    host.level = Math.max(0, ...health.map((x) => x.level));
-    const worst = health.filter((x) => x.level === host.level);
-    host.stale = host.level > 0 && worst.every((x) => x.stale);
-    host.healthName = NAMES[host.level];
-  }
-  return [...hosts.values()];
-}
-
-/** What the panel draws (renderTopology's `answer`): every active placement. */
+/** What the panel draws (renderTopology's `answer`): the fleet counted per generation. */
 export function fetchTopology() {
-  return getAllPages("api/topology");
+  return getJSON("api/topology/summary", { attention_limit: ATTENTION_LIMIT });
 }
 
-export function renderTopology(container, placements, envs) {
-  const hosts = summariseHosts(placements);
-  const byEnv = groupBy(hosts, (host) => host.env);
+export function renderTopology(container, answer, envs) {
+  const byEnv = new Map(answer.envs.map((env) => [env.env, env]));
   // Envs that have generations but nothing active yet still get a (empty) block.
   const names = [...new Set([...envs, ...byEnv.keys()])].sort();
+  const focused = focusKey(container);
   container.replaceChildren(
-    ...names.map((env) => renderEnv(env, byEnv.get(env) || [], placements)),
+    ...names.map((env) => renderEnv(byEnv.get(env) ?? emptyEnv(env), answer.tile_limit)),
   );
+  // A live redraw must not throw a keyboard user back to the top of the page.
+  if (focused) container.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
 }
 
-function renderEnv(env, hosts, placements) {
-  const count = placements.filter((p) => p.env === env).length;
-  const byGeneration = groupBy(hosts, (host) => host.generation);
-  const generations = [...byGeneration.keys()].sort((a, b) => (b ?? -1) - (a ?? -1));
-  const attention = hosts
-    .filter((host) => host.level >= LEVELS.warning)
-    .sort((a, b) => b.level - a.level || a.host.localeCompare(b.host));
+function focusKey(container) {
+  const active = document.activeElement;
+  return active && container.contains(active) ? active.dataset.key : null;
+}
+
+function emptyEnv(env) {
+  const health = { ok: 0, warning: 0, critical: 0, unknown: 0, stale: 0 };
+  const attention = { total: 0, hosts: [] };
+  return { env, hosts: 0, placements: 0, health, generations: [], attention, tiles: [] };
+}
+
+function renderEnv(env, tileLimit) {
+  const tiled = env.tiles !== null;
+  const byGeneration = tiled ? groupBy(env.tiles, (tile) => tile.generation) : new Map();
   return h(
     "section",
-    { class: "env", dataset: { env, testid: `topology-${env}` } },
+    {
+      class: "env",
+      dataset: {
+        env: env.env,
+        testid: `topology-${env.env}`,
+        hosts: env.hosts,
+        drawn: tiled ? "tiles" : "counts",
+      },
+    },
     h(
       "header",
       { class: "env-head" },
-      h("h3", {}, env),
+      h("h3", {}, link(envHref(env.env), env.env, { "data-key": `env\u0000${env.env}` })),
       h(
         "span",
         { class: "counts" },
-        `${formatCount(hosts.length)} hosts · ${formatCount(count)} placements · `,
-        `${generations.length} generations active`,
+        `${formatCount(env.hosts)} hosts · ${formatCount(env.placements)} placements · `,
+        `${env.generations.length} ${env.generations.length === 1 ? "generation" : "generations"}`,
+        " active",
       ),
-      healthCounts(hosts),
+      healthCounts(env.health),
     ),
-    hosts.length === 0 ? h("p", { class: "hint" }, "Nothing is active.") : null,
+    env.hosts === 0 ? h("p", { class: "hint" }, "Nothing is active.") : null,
+    tiled
+      ? null
+      : h(
+          "p",
+          { class: "hint" },
+          `More than ${formatCount(tileLimit)} hosts: counted per generation and service. `,
+          "Hosts that are not ok: ",
+          link(envHref(env.env), `${env.env}'s page`),
+          ".",
+        ),
     h(
       "div",
       { class: "gen-groups" },
-      generations.map((generation) => renderGeneration(generation, byGeneration.get(generation))),
+      env.generations.map((group) =>
+        tiled
+          ? renderTiles(env.env, group, byGeneration.get(group.generation) ?? [])
+          : renderCounts(env.env, group),
+      ),
     ),
-    attention.length ? renderAttention(attention) : null,
+    env.attention.total ? renderAttention(env.env, env.attention) : null,
   );
 }
 
-function renderGeneration(generation, hosts) {
-  hosts.sort((a, b) => a.host.localeCompare(b.host, "en", { numeric: true }));
-  const tiles = h("div", { class: "tiles" }, hosts.map(renderTile));
-  // The box is as wide as its tiles (up to MAX_COLUMNS), so small groups sit side by side.
-  tiles.style.setProperty("--columns", String(Math.min(hosts.length, MAX_COLUMNS)));
-  const label = generation === null ? "no generation" : `gen ${generation}`;
+function generationLabel(env, group) {
   return h(
     "div",
-    { class: "gen-group", dataset: { generation: generation ?? "", hosts: hosts.length } },
-    h(
-      "div",
-      { class: "gen-label" },
-      h("b", {}, label),
-      " ",
-      h("span", {}, `${hosts.length} ${hosts.length === 1 ? "host" : "hosts"}`),
-    ),
+    { class: "gen-label" },
+    h("b", {}, link(generationHref(env, group.generation), `gen ${group.generation}`, {
+      "data-key": `gen\u0000${env}\u0000${group.generation}`,
+    })),
+    " ",
+    h("span", {}, `${formatCount(group.hosts)} ${group.hosts === 1 ? "host" : "hosts"}`),
+  );
+}
+
+/** A generation of a small env: a tile per host. */
+function renderTiles(env, group, hosts) {
+  const sorted = hosts
+    .slice()
+    .sort((a, b) => a.host.localeCompare(b.host, "en", { numeric: true }));
+  const tiles = h("div", { class: "tiles" }, sorted.map((host) => renderTile(env, host)));
+  // The box is as wide as its tiles (up to MAX_COLUMNS), so small groups sit side by side.
+  tiles.style.setProperty("--columns", String(Math.min(sorted.length, MAX_COLUMNS)));
+  return h(
+    "div",
+    { class: "gen-group", dataset: { generation: group.generation, hosts: group.hosts } },
+    generationLabel(env, group),
     tiles,
   );
 }
 
-/** A host's tile; its tooltip lists the services with their builds and health. */
-function renderTile(host) {
-  const health = `${host.healthName}${host.stale ? " (stale)" : ""}`;
-  const services = host.placements
-    .slice()
-    .sort((a, b) => a.service.localeCompare(b.service))
-    .map((p) => {
-      const build = p.version ?? p.build_id;
-      return `${p.service} ${build} (gen ${p.generation ?? "?"}): ${p.health ?? "no report"}`;
-    });
-  return h("span", {
-    class: `host h-${host.healthName}${host.stale ? " stale" : ""}`,
-    title: [`${host.host} — ${health}, gen ${host.generation ?? "?"}`, ...services].join("\n"),
-    role: "img",
-    "aria-label": `${host.host}: ${health}`,
-    dataset: {
-      host: host.host,
-      env: host.env,
-      health: host.healthName,
-      stale: host.stale,
-      generation: host.generation ?? "",
-    },
-  });
+function healthText(host) {
+  return `${host.health}${host.stale ? " (stale)" : ""}`;
 }
 
-function healthCounts(hosts) {
-  const counts = [0, 0, 0, 0];
-  let stale = 0;
-  for (const host of hosts) {
-    counts[host.level] += 1;
-    if (host.stale) stale += 1;
-  }
+/** A host's tile: a link to its page, its glyph inside, its health in words for
+ * assistive technology and in the tooltip. */
+function renderTile(env, host) {
+  const health = healthText(host);
+  const services = `${host.placements} ${host.placements === 1 ? "service" : "services"}`;
   return h(
-    "span",
-    { class: "health-counts" },
-    [3, 2, 1, 0]
-      .filter((level) => counts[level] > 0)
-      .map((level) =>
-        h("span", { class: `pill h-${NAMES[level]}` }, `${NAMES[level]} ${counts[level]}`),
-      ),
-    stale ? h("span", { class: "pill stale-pill" }, `stale ${stale}`) : null,
+    "a",
+    {
+      class: `host h-${host.health}${host.stale ? " stale" : ""}`,
+      href: hostHref(env, host.host),
+      title: `${host.host} — ${health}, gen ${host.generation}, ${services}`,
+      "aria-label": `${host.host}: ${health}`,
+      dataset: {
+        host: host.host,
+        env,
+        health: host.health,
+        stale: host.stale,
+        generation: host.generation,
+        key: `host\u0000${env}\u0000${host.host}`,
+      },
+    },
+    GLYPHS[host.health],
   );
 }
 
-function renderAttention(hosts) {
-  const shown = hosts.slice(0, ATTENTION_LIMIT);
+/** A generation of a large env: its hosts counted per health (a bar, and the numbers as
+ * text), and its services, folded. */
+function renderCounts(env, group) {
+  const health = group.health;
+  const key = `${env}\u0000${group.generation}`;
+  const services = h(
+    "details",
+    { class: "gen-services", open: openServices.has(key) },
+    h(
+      "summary",
+      {},
+      `${group.services.length} ${group.services.length === 1 ? "service" : "services"} · `,
+      `${formatCount(group.placements)} placements`,
+    ),
+    h("ul", {}, group.services.map((service) => h("li", {}, serviceLink(env, group, service)))),
+  );
+  services.addEventListener("toggle", () => {
+    if (services.open) openServices.add(key);
+    else openServices.delete(key);
+  });
   return h(
-    "p",
-    { class: "attention" },
-    "not ok: ",
-    shown.map((host) =>
+    "div",
+    {
+      class: "gen-group gen-counts",
+      dataset: {
+        generation: group.generation,
+        hosts: group.hosts,
+        placements: group.placements,
+        ok: health.ok,
+        warning: health.warning,
+        critical: health.critical,
+        unknown: health.unknown,
+        stale: health.stale,
+      },
+    },
+    generationLabel(env, group),
+    healthBar(`gen ${group.generation}`, health, group.hosts),
+    h(
+      "ul",
+      { class: "level-counts" },
+      WORST_FIRST.filter((level) => health[level] > 0).map((level) =>
+        h(
+          "li",
+          { class: `h-${level}`, dataset: { level, count: health[level] } },
+          h("span", { class: "glyph", "aria-hidden": "true" }, GLYPHS[level]),
+          ` ${level} ${formatCount(health[level])}`,
+        ),
+      ),
+      health.stale
+        ? h("li", { class: "stale-count", dataset: { level: "stale", count: health.stale } },
+            `stale ${formatCount(health.stale)}`)
+        : null,
+    ),
+    services,
+  );
+}
+
+/** Hosts per health level as one bar; the same numbers are in the list beside it. */
+function healthBar(label, health, total) {
+  const words = WORST_FIRST.filter((level) => health[level] > 0).map(
+    (level) => `${formatCount(health[level])} ${level}`,
+  );
+  const stale = health.stale ? `; ${formatCount(health.stale)} stale` : "";
+  const bar = h("div", {
+    class: "health-bar",
+    role: "img",
+    "aria-label": `${label}: ${words.join(", ")}${stale}`,
+  });
+  for (const level of WORST_FIRST) {
+    if (!health[level]) continue;
+    const segment = h("span", {
+      class: `segment h-${level}`,
+      title: `${level}: ${formatCount(health[level])}`,
+    });
+    segment.style.width = `${(100 * health[level]) / Math.max(total, 1)}%`;
+    bar.append(segment);
+  }
+  return bar;
+}
+
+/** A service of a generation: a link to the generation (which lists its hosts), with its
+ * placements that are not ok counted. */
+function serviceLink(env, group, service) {
+  const bad = ["critical", "warning"]
+    .filter((level) => service.health[level] > 0)
+    .map((level) => `${GLYPHS[level]}${formatCount(service.health[level])}`);
+  const text = [service.service, formatCount(service.placements), ...bad].join(" ");
+  const counts = WORST_FIRST.filter((level) => service.health[level] > 0)
+    .map((level) => `${service.health[level]} ${level}`)
+    .join(", ");
+  return link(generationHref(env, group.generation), text, {
+    class: "svc-count",
+    title: `${service.service} in gen ${group.generation}: ${service.placements} placements`
+      + ` (${counts})`,
+    dataset: { service: service.service },
+  });
+}
+
+function healthCounts(health) {
+  return h(
+    "span",
+    { class: "health-counts" },
+    WORST_FIRST.filter((level) => health[level] > 0).map((level) =>
       h(
         "span",
-        {
-          class: `chip h-${host.healthName}${host.stale ? " stale" : ""}`,
-          title: host.stale ? "stale report" : null,
-        },
-        `${host.host} ${host.healthName}`,
+        { class: `pill h-${level}` },
+        `${GLYPHS[level]} ${level} ${formatCount(health[level])}`,
       ),
     ),
-    hosts.length > shown.length ? ` and ${hosts.length - shown.length} more` : null,
+    health.stale
+      ? h("span", { class: "pill stale-pill" }, `stale ${formatCount(health.stale)}`)
+      : null,
+  );
+}
+
+function renderAttention(env, attention) {
+  const more = attention.total - attention.hosts.length;
+  return h(
+    "p",
+    { class: "attention", dataset: { total: attention.total } },
+    "not ok: ",
+    attention.hosts.map((host) =>
+      link(hostHref(env, host.host), `${GLYPHS[host.health]} ${host.host} ${healthText(host)}`, {
+        class: `chip h-${host.health}${host.stale ? " stale" : ""}`,
+        dataset: {
+          host: host.host,
+          health: host.health,
+          key: `chip\u0000${env}\u0000${host.host}`,
+        },
+      }),
+    ),
+    more > 0 ? link(envHref(env), `and ${formatCount(more)} more`, { class: "more" }) : null,
   );
 }
 
