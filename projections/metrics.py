@@ -25,7 +25,7 @@ DAY = 86_400 * 1_000_000
 HOUR = 3_600 * 1_000_000
 
 
-def _median_hours(values: list[int]) -> float | None:
+def median_hours(values: list[int]) -> float | None:
     return round(statistics.median(values) / HOUR, 2) if values else None
 
 
@@ -52,7 +52,7 @@ def metrics(views: Views, env: str | None = None) -> list[Row]:
             params,
         )
     generation = {(g["env"], g["number"]): g for g in gens}
-    restore = _restore_times(gens)
+    restore = restore_times(gens)
     per: dict[tuple[str, str], dict[str, Any]] = defaultdict(
         lambda: {"deployed": set(), "touched": set(), "leads": []}
     )
@@ -84,9 +84,9 @@ def metrics(views: Views, env: str | None = None) -> list[Row]:
                 "service": service,
                 "deployments": len(item["deployed"]),
                 "deployments_per_day": round(len(item["deployed"]) / days, 3),
-                "lead_time_hours": _median_hours(item["leads"]),
+                "lead_time_hours": median_hours(item["leads"]),
                 "change_failure_rate": round(len(bad) / len(known), 3) if known else None,
-                "time_to_restore_hours": _median_hours(
+                "time_to_restore_hours": median_hours(
                     [restore[(env_name, n)] for n in bad if (env_name, n) in restore]
                 ),
             }
@@ -94,7 +94,7 @@ def metrics(views: Views, env: str | None = None) -> list[Row]:
     return result
 
 
-def _restore_times(gens: list[Row]) -> dict[tuple[str, int], int]:
+def restore_times(gens: list[Row]) -> dict[tuple[str, int], int]:
     """For each bad generation: microseconds from it being known bad to the next good
     generation of its environment completing (absent while none has)."""
     by_env: dict[str, list[Row]] = defaultdict(list)
