@@ -241,7 +241,7 @@ def silence_add(
         return
     output.console().print(
         f"Silence [bold]{added.id}[/bold] until {output.when(added.row(now)['ends_at'])} "
-        f"({output.escape(_matcher(added.row(now)))}); it mutes {len(muted)} alert(s) now."
+        f"({output.escape(added.describe())}); it mutes {len(muted)} alert(s) now."
     )
 
 
@@ -259,7 +259,7 @@ def silence_list(session: Session, everything: bool, as_json: bool) -> None:
     """
     now = time.time()
     with _alert_store(session) as (_, store):
-        rows = [{**s.row(now), "matches": _matcher(s.row(now))} for s in silences(
+        rows = [{**s.row(now), "matches": s.describe()} for s in silences(
             store, now, ended=everything
         )]  # fmt: skip
     output.answer(
@@ -297,9 +297,3 @@ def silence_expire(session: Session, silence_id: str, author: str) -> None:
 def _when(row: dict[str, Any], *keys: str) -> dict[str, Any]:
     """Times for people (2026-03-11 14:10:00Z), in a table."""
     return {**row, **{key: output.when(row[key]) for key in keys}}
-
-
-def _matcher(row: dict[str, Any]) -> str:
-    keys = ("env", "service", "kind", "advisory")
-    parts = [f"{key}={row[key]}" for key in keys if row.get(key)]
-    return " ".join(parts)

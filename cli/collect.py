@@ -62,6 +62,12 @@ def riemann_options(what: str) -> Callable[[F], F]:
     metavar="URL",
     help="Slack incoming-webhook URL for alerts (a secret: prefer LEDGER_SLACK_WEBHOOK).",
 )
+@click.option(
+    "--dashboard-url",
+    metavar="URL",
+    help="The dashboard's public URL (env: LEDGER_DASHBOARD_URL): Slack messages link to "
+    "the generation's or advisory's page there.",
+)
 @click.option("--rules", type=click.Path(dir_okay=False), help="Alert rules file (TOML).")
 @click.option(
     "--cpe-map",
@@ -100,6 +106,8 @@ def collect(session: Session, /, config: str | None, once: bool, **flags: Any) -
       ledger collect --riemann riemann.internal:5555
       LEDGER_SLACK_WEBHOOK=https://hooks.slack.com/services/… ledger collect \\
         --riemann riemann.internal:5554 --riemann-tls --riemann-ca ca.pem --rules alerts.toml
+      LEDGER_SLACK_WEBHOOK=https://hooks.slack.com/services/… ledger collect \\
+        --dashboard-url https://ledger.example.com/   # alerts link to its pages
     """
     paths = {"riemann_ca", "riemann_cert", "riemann_key", "rules", "cpe_map"}
     given = {k: Path(v) if k in paths and v is not None else v for k, v in flags.items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from collectors.kinds import ADVISORY, GENERATION_KINDS, HEALTH_KINDS
 
@@ -127,8 +128,11 @@ class GroupNotice:
 # --- Block Kit -----------------------------------------------------------------------
 
 
-def message(notice: GroupNotice, message_id: int) -> dict[str, Any]:
-    """The Block Kit message about a group, with its plain-text fallback."""
+def message(
+    notice: GroupNotice, message_id: int, dashboard_url: str | None = None
+) -> dict[str, Any]:
+    """The Block Kit message about a group, with its plain-text fallback; with the
+    dashboard's public URL, a line linking to the page of what it is about."""
     title = _title(notice)
     firing, resolved = notice.firing, notice.resolved
     if firing:
@@ -150,6 +154,8 @@ def message(notice: GroupNotice, message_id: int) -> dict[str, Any]:
     if notice.advisory is not None and notice.advisory.summary:
         about = f"{', '.join(notice.advisory.ids)}: {notice.advisory.summary}"
         blocks.append(_context(_escape(about[:500])))
+    if dashboard_url is not None:
+        blocks.append(_context(f"Dashboard: {dashboard_link(dashboard_url, notice)}"))
     more = " · ".join(f"`{_escape(command)}`" for command in commands(notice))
     blocks.append(_context(f"See more: {more} · ledger alert message #{message_id}"))
     return {
@@ -167,6 +173,22 @@ def message(notice: GroupNotice, message_id: int) -> dict[str, Any]:
             },
         },
     }
+
+
+def dashboard_link(base: str, notice: GroupNotice) -> str:
+    """Slack's ``<url|text>`` to the dashboard's page about a group: its advisory's, its
+    generation's, or (health alerts) its env's. ``base`` ends with ``/``
+    (``CollectSettings.dashboard_url``); names are percent-encoded into the fragment as
+    the dashboard's router reads them, the text escaped as Slack requires."""
+    if notice.advisory is not None:
+        key = notice.advisory.key
+        target, text = f"advisory/{quote(key, safe='')}", key
+    elif notice.generation:
+        target = f"generation/{quote(notice.env, safe='')}/{notice.generation}"
+        text = f"{notice.env} generation {notice.generation}"
+    else:
+        target, text = f"env/{quote(notice.env, safe='')}", f"{notice.env} health"
+    return f"<{base}#/{target}|{_escape(text)}>"
 
 
 def commands(notice: GroupNotice) -> list[str]:

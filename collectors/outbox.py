@@ -58,8 +58,10 @@ class Message:
 class Outbox:
     """Messages waiting for, in, or done with delivery."""
 
-    def __init__(self, store: AnyViewRecorder) -> None:
+    def __init__(self, store: AnyViewRecorder, *, dashboard_url: str | None = None) -> None:
         self.store = store
+        self.dashboard_url = dashboard_url
+        """The dashboard's public URL: messages link to its pages when it is known."""
 
     def create_tables(self) -> None:
         with self.store.transaction(commit=True) as tx:
@@ -70,7 +72,7 @@ class Outbox:
         """Queue a message about ``notice`` (in the caller's transaction)."""
         rows = tx.query("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM slack_outbox")
         message_id = int(rows[0]["id"])
-        payload = message(notice, message_id)
+        payload = message(notice, message_id, self.dashboard_url)
         tx.execute(
             "INSERT INTO slack_outbox (id, group_key, status, summary, payload, created_at, "
             "attempts, next_attempt_at) VALUES (?, ?, 'pending', ?, ?, ?, 0, ?)",

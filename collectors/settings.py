@@ -12,6 +12,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -43,6 +44,11 @@ class CollectSettings(BaseSettings):
     )
     slack_webhook: SecretStr | None = Field(
         default=None, description="Slack incoming-webhook URL (a secret); unset: no Slack."
+    )
+    dashboard_url: str | None = Field(
+        default=None,
+        description="The dashboard's public URL (what `ledger serve` is reached at): Slack "
+        "messages link to the generation's or advisory's page there; unset: no links.",
     )
     rules: Path | None = Field(default=None, description="Alert rules file (TOML).")
     cpe_map: Path | None = Field(
@@ -77,6 +83,26 @@ class CollectSettings(BaseSettings):
         ):
             raise ValueError(f"expected HOST:PORT (riemann.internal:5555), not {value!r}")
         return value
+
+    @field_validator("dashboard_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host, without a fragment (the links add the page's):
+        a typo here would put dead links in every alert."""
+        if value is None:
+            return None
+        text = value.strip()
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"expected an http(s) URL such as https://ledger.example.com/, not {value!r}"
+            )
+        parts.port  # noqa: B018 (raises ValueError on a port out of range)
+        if parts.fragment or text.endswith("#"):
+            raise ValueError(f"give the URL without a fragment (#…), not {value!r}")
+        if any(c.isspace() or c in "<>|" for c in text):
+            raise ValueError(f"the URL holds a space or one of < > |: {value!r}")
+        return text.rstrip("/") + "/"
 
     @property
     def riemann_address(self) -> tuple[str, int] | None:

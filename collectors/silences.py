@@ -48,6 +48,13 @@ class Silence:
     def active(self, now: float) -> bool:
         return self.starts_at <= now < self.ends_at
 
+    def describe(self) -> str:
+        """What it matches, as ``ledger silence list`` and the API write it:
+        ``env=production service=api``."""
+        fields = {"env": self.env, "service": self.service, "kind": self.kind,
+                  "advisory": self.advisory}  # fmt: skip
+        return " ".join(f"{key}={value}" for key, value in fields.items() if value)
+
     def row(self, now: float) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -9,6 +9,10 @@ once. It wires together:
   ``collectors.messages``: what the message says, in Block Kit;
 - ``collectors.outbox``: the messages to send, durably, at most once;
   ``collectors.webhook``: one POST through slack_sdk, the webhook URL kept secret.
+
+With the dashboard's public URL (``--dashboard-url``), each message links to the page
+of what it is about: the generation's (``URL/#/generation/ENV/N``), the advisory's
+(``URL/#/advisory/ID``), or the env's for health alerts.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class SlackCollector:
         self.book = AlertBook(rules, fleet, exposure, AdvisoryWatch(ledger))
         self.groups = AlertGroups(fleet, timing)
         self.store = self.follower.store
-        self.outbox = Outbox(self.store)
+        self.outbox = Outbox(self.store, dashboard_url=settings.dashboard_url)
         create_tables(self.store)
         create_exposure_tables(self.store)
         self.outbox.create_tables()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -13,11 +14,15 @@ from click.testing import CliRunner, Result
 from pydantic import SecretStr
 
 from cli.main import root
+from collectors.messages import GroupNotice, dashboard_link
 from collectors.outbox import MAX_ATTEMPTS
+from collectors.settings import load_settings
 from collectors.slack import SlackCollector
 from ledger.application import Ledger
 from ledger.errors import InvalidInput
 from ledger.store import locate
+from tests.integration.test_advisory_alerts import CVE, heartbleed
+from tests.integration.test_advisory_alerts import fleet as advisory_fleet
 from tests.services.slack import (
     DROP,
     Answer,
@@ -336,3 +341,108 @@ def test_the_webhook_url_never_shows_in_logs_errors_or_reprs(
     assert slack.token not in str(refused.value)
     assert slack.token not in repr(SecretStr(slack.url))
     c.close()
+
+
+# --- links to the dashboard (--dashboard-url) -----------------------------------------
+
+DASHBOARD = "https://ledger.example.com/ops"
+
+
+def linked_collector(ledger: Ledger, url: str, clock: Clock) -> SlackCollector:
+    """A collector whose settings went through validation, with the dashboard's URL."""
+    settings = load_settings(slack_webhook=url, dashboard_url=DASHBOARD, group_wait=0)
+    return SlackCollector(ledger, settings, clock=clock)
+
+
+def test_messages_link_to_the_generations_page_when_the_dashboard_url_is_set(
+    ledger: Ledger, slack: SlackStandIn, clock: Clock
+) -> None:
+    a_failure(ledger)
+    c = linked_collector(ledger, slack.url, clock)
+    run_until_idle(c)
+    [message] = slack.delivered
+    link = f"<{DASHBOARD}/#/generation/production/1|production generation 1>"
+    assert f"Dashboard: {link}" in message.text
+    assert message.body["blocks"][-1]["elements"][0]["text"].startswith("See more:")
+    [row] = deliveries(ledger)
+    assert row["summary"] == message.body["text"], "the summary is the message's, unchanged"
+    critical(ledger)
+    clock.advance(1)
+    run_until_idle(c)
+    assert f"<{DASHBOARD}/#/env/production|production health>" in slack.delivered[-1].text
+    c.close()
+
+
+def test_advisory_messages_link_to_the_advisorys_page(
+    ledger: Ledger, slack: SlackStandIn, clock: Clock
+) -> None:
+    s = advisory_fleet()
+    heartbleed(s)
+    s.record(ledger)
+    c = linked_collector(ledger, slack.url, clock)
+    run_until_idle(c)
+    [message] = slack.delivered
+    assert f"Dashboard: <{DASHBOARD}/#/advisory/{CVE}|{CVE}>" in message.text
+    c.close()
+
+
+def test_without_the_dashboard_url_messages_have_no_link(
+    ledger: Ledger, slack: SlackStandIn, clock: Clock
+) -> None:
+    a_failure(ledger)
+    c = collector(ledger, slack.url, clock)
+    run_until_idle(c)
+    [message] = slack.delivered
+    assert "Dashboard:" not in message.text
+    assert "#/generation" not in json.dumps(message.body)
+    c.close()
+
+
+def test_link_text_is_escaped_and_names_encoded() -> None:
+    notice = GroupNotice("k", "pr-1 <b>&c", 7, (), ())
+    assert dashboard_link("https://l.example/", notice) == (
+        "<https://l.example/#/generation/pr-1%20%3Cb%3E%26c/7|pr-1 &lt;b&gt;&amp;c generation 7>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("ledger.example.com", "expected an http(s) URL"),
+        ("ftp://ledger.example.com/", "expected an http(s) URL"),
+        ("https://", "expected an http(s) URL"),
+        ("https://ledger.example.com/#/alerts", "without a fragment"),
+        ("https://ledger.example.com/a|b", "one of < > |"),
+        ("https://ledger.example.com:99999/", "setting dashboard_url"),
+    ],
+)
+def test_a_dashboard_url_that_is_not_a_web_address_is_refused(url: str, says: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(says)):
+        load_settings(dashboard_url=url)
+    assert load_settings(dashboard_url="http://10.0.0.1:8080").dashboard_url == (
+        "http://10.0.0.1:8080/"
+    )
+
+
+def test_ledger_collect_links_to_the_dashboard_given_in_the_environment(
+    ledger: Ledger, slack: SlackStandIn
+) -> None:
+    a_failure(ledger)
+    environment = {"LEDGER_DASHBOARD_URL": DASHBOARD, "LEDGER_GROUP_WAIT": "0"}
+    result = CliRunner().invoke(
+        root,
+        ["--ledger", ledger.location.url, "collect", "--slack-webhook", slack.url, "--once"],
+        env=environment,
+    )
+    assert result.exit_code == 0, result.output
+    [message] = slack.delivered
+    assert f"<{DASHBOARD}/#/generation/production/1|production generation 1>" in message.text
+
+
+def test_ledger_collect_refuses_a_bad_dashboard_url(ledger: Ledger, slack: SlackStandIn) -> None:
+    result = cli(ledger, "collect", "--slack-webhook", slack.url, "--dashboard-url", "nope",
+                 "--once")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "dashboard_url" in result.output
+    assert "expected an http(s) URL" in result.output
+    assert slack.requests == []
