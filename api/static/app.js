@@ -181,8 +181,7 @@ function scheduleRefresh() {
 // --- the routes -------------------------------------------------------------------
 
 function renderNavigation() {
-  const nav = $("nav");
-  nav.replaceChildren(
+  $("nav-links").replaceChildren(
     ...NAVIGATION.map(([name, text]) => {
       const link = document.createElement("a");
       link.href = href(name);
@@ -194,7 +193,7 @@ function renderNavigation() {
 }
 
 function markNavigation() {
-  for (const link of $("nav").querySelectorAll("a")) {
+  for (const link of $("nav-links").querySelectorAll("a")) {
     if (link.dataset.route === state.route.name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -204,6 +203,7 @@ function markNavigation() {
 async function showRoute() {
   state.route = parseRoute(window.location.hash);
   markNavigation();
+  document.title = pageTitle(state.route);
   const fleet = state.route.name === "fleet";
   $("dashboard").hidden = !fleet;
   $("page").hidden = fleet;
@@ -235,10 +235,12 @@ async function drawPage() {
     } else {
       const module = await pageModule(route.name);
       if (draw !== state.page) return;
-      await module.render(container, route, { envs: state.envs, isCurrent: () => draw === state.page });
+      const isCurrent = () => draw === state.page;
+      await module.render(container, route, { envs: state.envs, isCurrent });
     }
     if (draw !== state.page) return;
     container.dataset.state = "done";
+    container.dataset.drawn = route.hash; // which address the page shows (tests wait on it)
   } catch (error) {
     if (draw !== state.page) return;
     if (error instanceof ApiError && error.status === 401) {
@@ -248,13 +250,59 @@ async function drawPage() {
     const message = error instanceof ApiError ? error.describe() : String(error);
     container.replaceChildren(pageError(message));
     container.dataset.state = "error";
+    container.dataset.drawn = route.hash;
   }
   $("updated").textContent = `updated ${formatTime(new Date().toISOString())}`;
+}
+
+/** "deploy-ledger · host production/web-004": the tab and the history say which page. */
+function pageTitle(route) {
+  if (route.name === "fleet") return "deploy-ledger";
+  const parts = Object.values(route.params).join("/");
+  return `deploy-ledger · ${route.name === "unknown" ? "no such page" : `${route.name} ${parts}`}`;
+}
+
+// --- moving between panels with the keyboard ---------------------------------------
+
+/** The panels of what is shown (the fleet's or the page's), in reading order. */
+function visiblePanels() {
+  const main = $("dashboard").hidden ? $("page") : $("dashboard");
+  return [...main.querySelectorAll(":scope > .panel")].filter(
+    (panel) => !panel.hidden && panel.getClientRects().length > 0,
+  );
+}
+
+/** Focus the next (step 1) or previous (-1) panel's heading, from the focused one. */
+function movePanel(step) {
+  const panels = visiblePanels();
+  if (!panels.length) return;
+  const at = panels.findIndex((panel) => panel.contains(document.activeElement));
+  const next = at < 0 ? (step > 0 ? 0 : panels.length - 1) : at + step;
+  const panel = panels[Math.max(0, Math.min(panels.length - 1, next))];
+  const heading = panel.querySelector(":scope > .panel-head h2");
+  if (heading && !heading.hasAttribute("tabindex")) heading.setAttribute("tabindex", "-1");
+  (heading || panel).focus();
+}
+
+/** "]" / "[" (outside a text field) or Alt+↓ / Alt+↑ (anywhere) move between panels. */
+function onKey(event) {
+  if (event.defaultPrevented || event.ctrlKey || event.metaKey) return;
+  const typing = event.target instanceof Element && event.target.closest("input, textarea, select");
+  let step = 0;
+  if (event.altKey && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+    step = event.key === "ArrowDown" ? 1 : -1;
+  } else if (!typing && !event.altKey && (event.key === "]" || event.key === "[")) {
+    step = event.key === "]" ? 1 : -1;
+  }
+  if (!step || !$("token-panel").hidden) return;
+  event.preventDefault();
+  movePanel(step);
 }
 
 function unknownPage(route) {
   const page = document.createElement("section");
   page.className = "panel wide";
+  page.tabIndex = -1;
   const title = document.createElement("h2");
   title.textContent = "No such page";
   const text = document.createElement("p");
@@ -271,6 +319,7 @@ function unknownPage(route) {
 function pageError(message) {
   const page = document.createElement("section");
   page.className = "panel wide";
+  page.tabIndex = -1;
   const text = document.createElement("p");
   text.className = "error page-error";
   text.setAttribute("role", "alert");
@@ -345,6 +394,7 @@ takeTokenFromFragment();
 setupTokenForm();
 setupAudit();
 renderNavigation();
+document.addEventListener("keydown", onKey);
 window.addEventListener("hashchange", () => {
   if (takeTokenFromFragment()) {
     start();

@@ -23,6 +23,12 @@ export function h(tag, attributes = {}, ...children) {
   return node;
 }
 
+/** Replace a node's children as h() takes them (arrays flattened, null/false skipped). */
+export function fill(node, ...children) {
+  node.replaceChildren(...flatten(children));
+  return node;
+}
+
 function flatten(children) {
   return children
     .flat(Infinity)
@@ -62,4 +68,131 @@ export function formatShortTime(iso) {
 /** A count with thousands separators. */
 export function formatCount(n) {
   return Number(n).toLocaleString("en-US");
+}
+
+/**
+ * A page's panel: <section class="panel wide"> with its heading in a panel-head, as the
+ * fleet's panels in index.html. The panel and its heading take focus (tabindex -1), so
+ * the keys moving between panels (app.js) can land on it and a screen reader reads the
+ * heading first.
+ */
+export function panel({ id, title, hint = null, wide = true }, ...children) {
+  return h(
+    "section",
+    {
+      id,
+      class: wide ? "panel wide" : "panel",
+      tabindex: "-1",
+      "aria-labelledby": `${id}-title`,
+      dataset: { testid: id },
+    },
+    h(
+      "header",
+      { class: "panel-head" },
+      h("h2", { id: `${id}-title`, tabindex: "-1" }, title),
+      hint ? h("span", { class: "hint" }, hint) : null,
+    ),
+    children,
+  );
+}
+
+/**
+ * A table that scrolls inside its panel when it is wider (a visible scrollbar: style.css),
+ * never the page: `columns` are header texts or [text, class] pairs, `rows` <tr>s.
+ */
+export function scrollTable(label, columns, rows, attributes = {}) {
+  return h(
+    "div",
+    { class: "scroll", tabindex: "0", "aria-label": `${label} (scrolls)` },
+    h(
+      "table",
+      attributes,
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          columns.map((column) => {
+            const [text, cls] = Array.isArray(column) ? column : [column, null];
+            return h("th", { scope: "col", class: cls }, text);
+          }),
+        ),
+      ),
+      h("tbody", {}, rows),
+    ),
+  );
+}
+
+/** The fleet's glyphs (topology.js): the same sign for the same health everywhere. */
+const HEALTH_SHAPES = { ok: "✓", warning: "!", critical: "✕", unknown: "?" };
+
+/**
+ * A health report as text and a glyph ("! warning (stale)"), coloured as well: colour is
+ * never the only carrier (a colour-blind reader, a grey-scale print).
+ */
+export function healthBadge(text) {
+  const value = text || "no report";
+  const name = (/^(ok|warning|critical)\b/.exec(value) || [null, "unknown"])[1];
+  const stale = /\(stale\)/.test(value);
+  return h(
+    "span",
+    { class: `health h-${name}${stale ? " stale" : ""}`, dataset: { health: name } },
+    h("span", { class: "shape", "aria-hidden": "true" }, HEALTH_SHAPES[name]),
+    " ",
+    value,
+  );
+}
+
+/** "3 hosts" / "1 host". */
+export function plural(count, noun) {
+  return `${formatCount(count)} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/**
+ * A page's skeleton, built once per route (`key`: the route's fragment) and kept while
+ * the page is redrawn with fresh answers, so what the reader typed or opened in it stays.
+ * `build()` returns {nodes: [...the page's panels], ...whatever the page fills later}.
+ */
+export function keptView(container, key, build) {
+  const view = container.pageView;
+  if (view && view.key === key && view.nodes.every((node) => node.isConnected)) return view;
+  const fresh = build(); // the same object its listeners hold: not a copy
+  fresh.key = key;
+  container.replaceChildren(...fresh.nodes);
+  container.pageView = fresh;
+  return fresh;
+}
+
+/**
+ * Draw one of charts.js's pictures into a fresh <div> of `holder`. The charts come from
+ * their own module: a missing one (or a chart that fails) says so in its place and never
+ * breaks the page around it.
+ */
+export async function drawChart(holder, name, options) {
+  const chart = h("div", { class: "chart", dataset: { chart: name } });
+  holder.replaceChildren(chart);
+  let draw = null;
+  let why = "";
+  try {
+    draw = (await import("./charts.js"))[name];
+  } catch (error) {
+    why = String(error.message || error);
+  }
+  if (typeof draw !== "function") {
+    chart.replaceChildren(
+      h(
+        "p",
+        { class: "hint chart-missing" },
+        `This chart is not available (${why || `no ${name}`}).`,
+      ),
+    );
+    return;
+  }
+  try {
+    await draw(chart, options);
+  } catch (error) {
+    const message = typeof error.describe === "function" ? error.describe() : String(error);
+    chart.replaceChildren(h("p", { class: "error", role: "alert" }, `chart: ${message}`));
+  }
 }

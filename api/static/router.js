@@ -87,6 +87,50 @@ export function link(target, text, attributes = {}) {
   return h("a", { href: target, ...attributes }, text);
 }
 
+/** A host, linking to its page. */
+export function hostLink(env, host, attributes = {}) {
+  return link(hostHref(env, host), host, { class: "mono", ...attributes });
+}
+
+/** "#12" (or `text`), linking to the generation's page. */
+export function generationLink(env, number, text = `#${number}`, attributes = {}) {
+  if (number === null || number === undefined) return "–";
+  return link(generationHref(env, number), text, attributes);
+}
+
+/** A package, linking to its page (where it runs, its versions over time). */
+export function packageLink(name, query = {}, text = name, attributes = {}) {
+  return link(packageHref(name, query), text, attributes);
+}
+
+/**
+ * A service: there is no page per service, so it links to where it was seen: its
+ * generation's page when known, else its host's page (plain text when neither is).
+ */
+export function serviceLink(env, service, { generation = null, host = null } = {}) {
+  if (!service) return "–";
+  if (generation !== null && generation !== undefined) {
+    return link(generationHref(env, generation), service, { class: "svc" });
+  }
+  if (host) return link(hostHref(env, host), service, { class: "svc" });
+  return h("span", { class: "svc" }, service);
+}
+
+/**
+ * A build: its id cut to 12 characters (the whole id in the title), linking to the
+ * generation that placed it, else the host it ran on.
+ */
+export function buildLink(env, buildId, { generation = null, host = null } = {}) {
+  if (!buildId) return "–";
+  const attributes = { class: "mono build-id", title: buildId };
+  const text = buildId.slice(0, 12);
+  if (generation !== null && generation !== undefined) {
+    return link(generationHref(env, generation), text, attributes);
+  }
+  if (host) return link(hostHref(env, host), text, attributes);
+  return h("span", attributes, text);
+}
+
 /** The module drawing a route (a dynamic import of pages/NAME.js). */
 export async function pageModule(name) {
   const [path] = ROUTES[name] || [];

@@ -1,9 +1,11 @@
 // The generation tree panel: per env, newest first, like `git log --graph`: a line of
 // generations each planned from the one below it (the trunk), and any generation
 // planned from an older one (a branch) nested under the generation it left from.
-// Rollbacks show their target; failed generations show their failure.
+// Rollbacks show their target; failed generations show their failure. Every generation
+// links to its page.
 
 import { formatShortTime, formatTime, h } from "./dom.js";
+import { envHref, generationLink, link } from "./router.js";
 
 export function renderTree(container, roots) {
   const byEnv = new Map();
@@ -21,7 +23,13 @@ export function renderTree(container, roots) {
       return h(
         "section",
         { class: "tree-env", dataset: { env, testid: `tree-${env}` } },
-        h("h3", {}, env, " ", h("span", { class: "counts" }, `${total} generations`)),
+        h(
+          "h3",
+          {},
+          link(envHref(env), env),
+          " ",
+          h("span", { class: "counts" }, `${total} generations`),
+        ),
         envRoots.map((root) => renderLine(root, newest)),
       );
     }),
@@ -96,19 +104,28 @@ function renderNode(node, branches) {
     h(
       "div",
       { class: "gen-row" },
-      h("span", { class: "num" }, `#${node.number}`),
+      generationLink(node.env, node.number, `#${node.number}`, {
+        class: "num",
+        "aria-label": `${node.env} generation ${node.number}`,
+      }),
       h("span", { class: "meta", title: when }, formatShortTime(node.planned_at)),
       node.reason === "rollback"
         ? h(
             "span",
             { class: "badge rollback", title: `decided by ${node.actor ?? "?"}` },
-            `↩ rollback to #${node.target ?? "?"}`,
+            "↩ rollback to ",
+            node.target ? generationLink(node.env, node.target) : "#?",
           )
         : h("span", { class: "badge reason" }, node.reason),
       h("span", { class: `badge status status-${slug(node.status)}` }, node.status),
       node.bad ? h("span", { class: "badge bad", title: "marked bad" }, "✗ bad") : null,
       node.rolled_back_by
-        ? h("span", { class: "note" }, `→ rolled back by #${node.rolled_back_by}`)
+        ? h(
+            "span",
+            { class: "note" },
+            "→ rolled back by ",
+            generationLink(node.env, node.rolled_back_by),
+          )
         : null,
       (node.tags || []).map((tag) => h("span", { class: "tag" }, tag)),
     ),

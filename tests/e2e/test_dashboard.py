@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from api.app import ServerSettings
 from ledger.application import Ledger, numbered_batches
@@ -235,12 +235,22 @@ def test_overview_shows_topology_tree_and_failures(page: Page, server: ApiServer
     shot(page, "overview")
 
 
+SHOWN = "main:not([hidden])"
+"""The part of the dashboard shown: the fleet's panels, or the page of a route."""
+
+
+def audit(page: Page, part: str) -> Locator:
+    """A part of the where-answer shown (the fleet's audit panel or the package page):
+    ``where-error``, ``caption``, ``where-summary``, ``where-placements``."""
+    return page.locator(f"{SHOWN} .where-result .{part}")
+
+
 def summary_rows(page: Page) -> list[dict[str, Any]]:
     """The audit summary as the page shows it."""
     return cast(
         list[dict[str, Any]],
         page.eval_on_selector_all(
-            "#where-summary:not([hidden]) tbody tr",
+            f"{SHOWN} .where-summary:not([hidden]) tbody tr",
             """rows => rows.map(row => {
                 const cells = row.querySelectorAll('td');
                 return {env: cells[0].textContent, version: cells[1].textContent,
@@ -251,16 +261,30 @@ def summary_rows(page: Page) -> list[dict[str, Any]]:
     )
 
 
-def ask(page: Page, name: str, version_range: str = "", at: str = "", env: str = "") -> None:
-    """Fill the audit form, search, and wait for the answer (or the error) to show."""
-    result = page.locator("#where-result")
-    before = int(result.get_attribute("data-searches") or 0)
-    page.fill("#where-name", name)
-    page.fill("#where-range", version_range)
-    page.fill("#where-at", at)
-    page.select_option("#where-env", env)
-    page.click("#where-submit")
-    expect(result).to_have_attribute("data-searches", str(before + 1))
+def ask(
+    page: Page, name: str, version_range: str = "", at: str = "", env: str = "",
+    *, refused_here: bool = False,
+) -> None:  # fmt: skip
+    """Fill the audit form shown (the fleet's or the package page's) and search. The
+    question goes to the package page's route (a new address: a link to share), and this
+    waits for that page to be drawn; a time the form refuses (``refused_here``) is said
+    in place and nothing is asked."""
+    form = page.locator(f"{SHOWN} form.where-form")
+    before = page.evaluate("location.hash")
+    form.locator("[name=name]").fill(name)
+    form.locator("[name=range]").fill(version_range)
+    form.locator("[name=at]").fill(at)
+    form.locator("[name=env]").select_option(env)
+    form.locator("button[type=submit]").click()
+    if refused_here:
+        expect(audit(page, "where-error")).to_be_visible()
+        assert page.evaluate("location.hash") == before
+        return
+    page.wait_for_function("before => location.hash !== before", arg=before)
+    drawn = page.evaluate("location.hash")
+    assert drawn.startswith(f"#/package/{name}")
+    expect(page.locator("#page")).to_have_attribute("data-drawn", drawn)
+    expect(page.locator("#page")).to_have_attribute("data-state", "done")
 
 
 def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> None:
@@ -284,11 +308,12 @@ def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> Non
 
     everything = expected()
     ask(page, "openssl", at=at_input)
-    expect(page.locator("#where-error")).to_be_hidden()
+    expect(page.locator("#page")).to_have_attribute("data-route", "package")
+    expect(audit(page, "where-error")).to_be_hidden()
     assert everything
     assert summary_rows(page) == everything
-    expect(page.locator("#where-caption")).to_contain_text(moment.strftime("at %Y-%m-%dT%H:%M:00Z"))
-    shot(page, "audit-openssl-at", "#audit-panel")
+    expect(audit(page, "caption")).to_contain_text(moment.strftime("at %Y-%m-%dT%H:%M:00Z"))
+    shot(page, "audit-openssl-at", "#package-panel")
 
     version_range = ">=1.0.1,<1.0.2"
     in_range = expected(version_range=parse_range(version_range))
@@ -296,7 +321,7 @@ def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> Non
     assert in_range
     assert in_range != everything
     assert summary_rows(page) == in_range
-    shot(page, "audit-openssl-range", "#audit-panel")
+    shot(page, "audit-openssl-range", "#package-panel")
 
     staging = expected(version_range=parse_range(version_range), env="staging")
     ask(page, "openssl", version_range, at_input, env="staging")
@@ -311,11 +336,17 @@ def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> Non
     )  # fmt: skip
     assert refused.status_code == 422
     ask(page, "openssl", bad)
-    expect(page.locator("#where-error")).to_be_visible()
-    expect(page.locator("#where-error")).to_contain_text(refused.json()["message"])
-    expect(page.locator("#where-summary")).to_be_hidden()
+    expect(audit(page, "where-error")).to_be_visible()
+    expect(audit(page, "where-error")).to_contain_text(refused.json()["message"])
+    expect(audit(page, "where-summary")).to_be_hidden()
     assert summary_rows(page) == []
-    shot(page, "audit-bad-range", "#audit-panel")
+    shot(page, "audit-bad-range", "#package-panel")
+
+    # Each search was an address: Back goes through them to the fleet.
+    page.go_back()
+    expect(page.locator("#page")).to_have_attribute("data-drawn", page.evaluate("location.hash"))
+    assert "staging" in page.evaluate("location.hash")
+    assert summary_rows(page) == staging
 
 
 def test_a_new_failed_activation_shows_without_a_reload(page: Page, server: ApiServer) -> None:
@@ -391,7 +422,7 @@ def test_every_request_goes_to_the_server(page: Page, server: ApiServer) -> None
 
     origin = urlsplit(server.base)
     paths = {urlsplit(url).path for url in requests}
-    assert {"/", "/app.js", "/style.css", "/api/status", "/api/topology", "/api/stream",
+    assert {"/", "/app.js", "/style.css", "/api/status", "/api/topology/summary", "/api/stream",
             "/api/where"} <= paths  # fmt: skip
     elsewhere = [url for url in requests if urlsplit(url)[:2] != origin[:2]]
     assert not elsewhere
@@ -443,33 +474,43 @@ def test_the_at_field_takes_24_hour_utc_times_and_dates(page: Page, server: ApiS
     moment = afternoon_between_generations(server)
     at_text = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     ask(page, "openssl", at=at_text)
-    expect(page.locator("#where-error")).to_be_hidden()
+    expect(audit(page, "where-error")).to_be_hidden()
+    at_field = page.locator(f"{SHOWN} form.where-form [name=at]")
     expected = summary_from_api(server, at=at_text)
     assert expected
     assert summary_rows(page) == expected
     # The moment tells the clocks apart: read on a 12-hour clock, the answer differs.
     morning = (moment - timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert summary_rows(page) != summary_from_api(server, at=morning)
-    expect(page.locator("#where-caption")).to_contain_text(f"at {at_text}")
+    expect(audit(page, "caption")).to_contain_text(f"at {at_text}")
     expect(at_field).to_have_attribute("aria-invalid", "false")
 
     # A date is its midnight, UTC.
     day = moment.strftime("%Y-%m-%d")
     ask(page, "openssl", at=day)
     assert summary_rows(page) == summary_from_api(server, at=f"{day}T00:00:00Z")
-    expect(page.locator("#where-caption")).to_contain_text(f"at {day}T00:00:00Z")
+    expect(audit(page, "caption")).to_contain_text(f"at {day}T00:00:00Z")
 
     # A 12-hour time, an hour past 23, a day February does not have: said so, not sent.
     asked = requests.count("/api/where")
     for bad in ["01/10/2026 2:30 PM", f"{day}T25:00", "2026-02-30", f"{day}T14:30+01:00"]:
-        ask(page, "openssl", at=bad)
-        expect(page.locator("#where-error")).to_be_visible()
-        expect(page.locator("#where-error")).to_contain_text(f'"{bad}" is not a UTC time')
-        expect(page.locator("#where-error")).to_contain_text("2026-01-10T14:30:00Z")
-        expect(page.locator("#where-summary")).to_be_hidden()
+        ask(page, "openssl", at=bad, refused_here=True)
+        expect(audit(page, "where-error")).to_be_visible()
+        expect(audit(page, "where-error")).to_contain_text(f'"{bad}" is not a UTC time')
+        expect(audit(page, "where-error")).to_contain_text("2026-01-10T14:30:00Z")
+        expect(audit(page, "where-summary")).to_be_hidden()
         expect(at_field).to_have_attribute("aria-invalid", "true")
     assert requests.count("/api/where") == asked
-    shot(page, "audit-bad-at", "#audit-panel")
+    shot(page, "audit-bad-at", "#package-panel")
+
+    # On the fleet's own panel too: said in place, nothing asked, no new address.
+    page.goto(f"{server.base}/#/")
+    expect(page.locator("#where-result")).to_have_attribute("data-state", "done")
+    asked = requests.count("/api/where")
+    ask(page, "openssl", at="2026-02-30", refused_here=True)
+    expect(page.locator("#where-error")).to_contain_text('"2026-02-30" is not a UTC time')
+    expect(page.locator("#where-at")).to_have_attribute("aria-invalid", "true")
+    assert requests.count("/api/where") == asked
 
 
 def test_the_build_column_shows_the_build_id_and_its_version(page: Page, server: ApiServer) -> None:

@@ -31,10 +31,11 @@ from tests.services.browser import CHROMIUM_ARGS, chromium_path, screenshot_dir
 
 WIDTHS = [390, 1024, 1600]
 
-# Every element of a panel (and of the header) that sticks out of it, unless it sits
-# inside an element of that panel that scrolls horizontally; and whether each such
-# scroller that does overflow shows a scrollbar taking room (not an overlay that only
-# appears while scrolling).
+# Every element of a panel (the fleet's, in <main id="dashboard">, or a route's page's, in
+# <main id="page">: ``main > .panel`` covers both) and of the header that sticks out of
+# it, unless it sits inside an element of that panel that scrolls horizontally; and
+# whether each such scroller that does overflow shows a scrollbar taking room (not an
+# overlay that only appears while scrolling).
 SPILLS = """() => {
   const scrolls = (el) => ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
   const boxes = [document.querySelector("body > header"),
