@@ -552,14 +552,14 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
 
     # --- routes kept in their own modules ----------------------------------------
 
-    from api import alert_routes, chart_routes, fleet_routes
+    from api import alert_routes, chart_routes, fleet_routes, proof_routes
 
     kit = Kit(
         views=views, settings=settings, answers=answers, reader=role("reader"),
         writer=role("writer"), admin=role("admin"), page=page, cut=cut, invalid=invalid,
         when=when, cpe_map=cpe_map,
     )  # fmt: skip
-    for routes in (fleet_routes, chart_routes, alert_routes):
+    for routes in (fleet_routes, chart_routes, alert_routes, proof_routes):
         routes.add_routes(app, kit)
 
     # --- writing -----------------------------------------------------------------
@@ -568,12 +568,21 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
         "/api/events", response_model=models.Appended, status_code=201, tags=["ledger"],
         responses={409: {"model": models.Error}, 413: {"model": models.Error}},
     )  # fmt: skip
-    async def post_events(request: Request, token: Writer) -> Any:
+    async def post_events(
+        request: Request,
+        token: Writer,
+        receipt: Annotated[
+            bool, TrueOrFalse, Query(description="Answer an inclusion proof per event too.")
+        ] = False,
+    ) -> Any:
         """Append one event (application/json) or a batch (application/x-ndjson, one per
         line), all or nothing: any bad event refuses the whole request (422, with line,
         field and reason), an event_id stored with other content or a taken generation
         number is a 409. Already stored events are skipped. The actor of every event is
-        the token's name; 200 when nothing was new."""
+        the token's name; 200 when nothing was new. With ``receipt=true`` the answer also
+        holds ``receipts``: per event, its inclusion proof (as ``GET
+        /api/proof/inclusion``, with ``event_id``) against a checkpoint signed now with
+        the server's key; null, with ``receipt_problem`` saying why, when it has none."""
         try:
             body = await read_body(request, settings.max_body_bytes)
             events = parse_body(body, request.headers.get("content-type", ""), token.name)
@@ -598,7 +607,10 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
             events=[models.Stored(event_id=str(r.event_id), position=r.position, new=r.new)
                     for r in results],
         )  # fmt: skip
-        return JSONResponse(answer.model_dump(), status_code=201 if new else 200)
+        reply: dict[str, Any] = answer.model_dump()
+        if receipt:
+            reply |= await run_in_threadpool(proof_routes.receipts, views.ledger, results)
+        return JSONResponse(reply, status_code=201 if new else 200)
 
     @app.post(
         "/api/generations/{number}/tags", response_model=models.Stored, status_code=201,

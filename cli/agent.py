@@ -144,6 +144,12 @@ def send_file(file: IO[bytes], bootstrap: str, topic: str, timeout: float, as_js
     help="With --http: a file holding a writer's token (or env LEDGER_TOKEN).",
 )  # fmt: skip
 @click.option(
+    "--receipts", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+    help="With --http: ask for a receipt per report (an inclusion proof in a signed "
+    "checkpoint) and append it to this JSON Lines file, e.g. in the agent's state "
+    "directory: /var/lib/deploy-ledger-agent/receipts.jsonl.",
+)  # fmt: skip
+@click.option(
     "--every", type=click.FloatRange(0.1), default=300.0, show_default=True,
     help="Seconds between reports.",
 )  # fmt: skip
@@ -164,6 +170,7 @@ def run(
     topic: str,
     http_url: str | None,
     token_file: Path | None,
+    receipts: Path | None,
     every: float,
     actor: str,
     once: bool,
@@ -175,12 +182,16 @@ def run(
     comes from a manifest file or from Nix profiles, one per service: each profile's
     name is the service, its store path the active build. A report that cannot be
     delivered is retried (the same event, so never stored twice); the agent never
-    stops for an outage. Stop it with Ctrl-C or SIGTERM.
+    stops for an outage. Stop it with Ctrl-C or SIGTERM. With --receipts (over HTTP),
+    each report's receipt — its inclusion proof against a checkpoint signed by the
+    ledger, which `ledger verify-proof` checks with the ledger's public key — is
+    appended to FILE.
 
     \b
     Example:
       LEDGER_TOKEN=… ledger agent run web-001 --env production \\
-        --profiles /nix/var/nix/profiles/per-service --http https://ledger.internal
+        --profiles /nix/var/nix/profiles/per-service --http https://ledger.internal \\
+        --receipts /var/lib/deploy-ledger-agent/receipts.jsonl
       ledger agent run web-001 --env production --manifest active.json \\
         --kafka kafka1:9092 --every 60
     """
@@ -190,8 +201,10 @@ def run(
     reporter: Reporter
     if http_url is not None:
         token = token_from(os.environ.get("LEDGER_TOKEN"), token_file)
-        reporter = HttpReporter(http_url, token, timeout)
+        reporter = HttpReporter(http_url, token, timeout, receipts)
     else:
+        if receipts is not None:
+            raise click.UsageError("--receipts needs --http: Kafka gives no receipts")
         assert bootstrap is not None
         reporter = KafkaReporter(bootstrap, topic, timeout)
     log_to_stderr(bool(ctx.find_root().params.get("debug")))

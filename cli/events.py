@@ -57,6 +57,12 @@ class KindChoice(click.Choice[str]):
     "all with --json; 0 = all).",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines in the documented event form.")
+@click.option(
+    "--chain",
+    is_flag=True,
+    help='JSON Lines of {"position", "prev_hash", "chain_hash", "event"}: what anyone needs '
+    "to recompute the hash chain and the Merkle tree (implies --json).",
+)
 @pass_session
 def log(
     session: Session,
@@ -68,17 +74,26 @@ def log(
     until: str | None,
     limit: int | None,
     as_json: bool,
+    chain: bool,
 ) -> None:
     """Show recorded events in ledger order, filtered.
 
     `--json` prints exactly the documented event form, one event per line, so the
     output can be ingested into another ledger.
 
+    `--chain` prints, per event, its position, the chain hash before it and its own
+    (hex), and the event as stored, so that an export can be checked with one's own
+    code: chain_hash = SHA-256 of the canonical JSON (UTF-8, keys sorted, no spaces) of
+    {"position", "prev_hash", "event"}, and the Merkle tree of `ledger checkpoint` has
+    as leaf n (from 0) SHA-256(0x00 + the 32 bytes of chain_hash of position n + 1)
+    (RFC 9162). Unfiltered, it holds every position from 1.
+
     \b
     Example:
       ledger log --env production --host web-001 --since 2026-01-05
       ledger log --kind activation_failed --kind generation_failed
       ledger log --json | LEDGER_URL=copy.db ledger ingest -
+      ledger log --chain > export.jsonl
     """
     start = timestamp(since, "--since")
     end = timestamp(until, "--until")
@@ -101,13 +116,15 @@ def log(
         return True
 
     matching = (fact for fact in ledger.facts(kinds=kinds) if wanted(fact))
+    as_json = as_json or chain
+    lines = _chained if chain else _event
     if limit is None:
         limit = 0 if as_json else DEFAULT_TABLE_ROWS
     count = 0
     if limit == 0:
         # Everything: written as it is read, never held in memory.
         if as_json:
-            output.print_json_lines(fact.event for fact in matching)
+            output.print_json_lines(map(lines, matching))
         else:
             output.facts_table(matching)
         return
@@ -116,9 +133,19 @@ def log(
         count += 1
         shown.append(fact)
     if as_json:
-        output.print_json_lines(fact.event for fact in shown)
+        output.print_json_lines(map(lines, shown))
     else:
         output.facts_table(shown, matching=count)
+
+
+def _event(fact: StoredFact) -> dict[str, Any]:
+    return fact.event
+
+
+def _chained(fact: StoredFact) -> dict[str, Any]:
+    """An event with what ties it into the chain (``ledger log --chain``)."""
+    return {"position": fact.position, "prev_hash": fact.prev_hash, "chain_hash": fact.hash,
+            "event": fact.event}  # fmt: skip
 
 
 @click.command()

@@ -47,6 +47,26 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "cli.store:verify",
         "Re-check the whole hash chain; exit 3 at the first row changed, deleted or inserted.",
     ),
+    "keys": LazyCommand(
+        "cli.keys:keys",
+        "Make the Ed25519 key pair that signs checkpoints (the private key stays in a file).",
+    ),
+    "checkpoint": LazyCommand(
+        "cli.proofs:checkpoint",
+        "Sign the Merkle tree head of the ledger as a checkpoint, keep it and print it.",
+    ),
+    "prove": LazyCommand(
+        "cli.proofs:prove",
+        "Print an inclusion or consistency proof (RFC 9162) as JSON, with its checkpoint.",
+    ),
+    "verify-proof": LazyCommand(
+        "cli.verify_proof:verify_proof",
+        "Check a proof against signed checkpoints and a public key alone (no ledger opened).",
+    ),
+    "witness": LazyCommand(
+        "cli.witness:witness",
+        "Follow published checkpoints; alert when one is not consistent with the last seen.",
+    ),
     "doctor": LazyCommand(
         "cli.doctor:doctor",
         "Check the store, views, Kafka, Riemann, Slack and API tokens; say what is wrong.",

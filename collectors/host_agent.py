@@ -77,15 +77,20 @@ class Reporter(Protocol):
 
 @dataclass(frozen=True)
 class HttpReporter:
-    """``POST /api/events`` of a ``ledger serve`` with a writer's token."""
+    """``POST /api/events`` of a ``ledger serve`` with a writer's token; with
+    ``receipts``, asks for a receipt (``?receipt=true``) and appends it to that JSON Lines
+    file: the inclusion proof of the report in a checkpoint the server signed, which
+    the host can show later, with the public key, to prove what it reported."""
 
     base_url: str
     token: str
     timeout: float = 30.0
+    receipts: Path | None = None
 
     def __call__(self, event: HostReported) -> None:
+        query = "?receipt=true" if self.receipts is not None else ""
         request = urllib.request.Request(
-            self.base_url.rstrip("/") + "/api/events",
+            self.base_url.rstrip("/") + "/api/events" + query,
             data=orjson.dumps(event.model_dump(mode="json")),
             headers={
                 "Authorization": f"Bearer {self.token}",
@@ -95,7 +100,7 @@ class HttpReporter:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
+                answer = response.read()
         except urllib.error.HTTPError as error:
             message = _message(error)
             if 400 <= error.code < 500:
@@ -105,6 +110,31 @@ class HttpReporter:
             raise StoreUnavailable(f"the ledger answered {error.code}: {message}") from None
         except OSError as error:  # refused, unreachable, timed out
             raise StoreUnavailable(f"could not reach {self.base_url}: {error}") from None
+        if self.receipts is not None:
+            keep_receipts(self.receipts, answer)
+
+
+def keep_receipts(path: Path, answer: bytes) -> int:
+    """Append the receipts of a ``POST /api/events?receipt=true`` answer to ``path``
+    (JSON Lines, one proof per event, flushed to disk); how many. A server without a
+    checkpoint key stores the event but signs nothing: that is logged, not retried,
+    since the report itself was delivered."""
+    try:
+        reply = orjson.loads(answer)
+        receipts = reply.get("receipts")
+        problem = str(reply.get("receipt_problem") or "none was sent")
+    except (orjson.JSONDecodeError, AttributeError):
+        receipts, problem = None, "its answer was not the JSON of POST /api/events"
+    if not receipts:
+        log.warning("agent: the report was stored but no receipt was kept: %s", problem)
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as file:
+        for receipt in receipts:
+            file.write(orjson.dumps(receipt) + b"\n")
+        file.flush()
+        os.fsync(file.fileno())
+    return len(receipts)
 
 
 def _message(error: urllib.error.HTTPError) -> str:

@@ -16,21 +16,42 @@ the batch after the confirmed position is sent again: duplicates only ever repea
 unacknowledged tail, and a consumer drops them by position. While the broker is down
 every step raises (the loop in ``collectors.run`` backs off) and the ledger keeps the
 backlog.
+
+Checkpoints (``CheckpointMaker``, ``CheckpointPublisher``): with ``--checkpoint-every``
+or ``--checkpoint-interval`` the publisher also signs the tree head now and then and
+keeps it in the ledger's database; every kept checkpoint (the latest, when several
+were made in between) goes to the companion topic ``<topic>.checkpoints`` (one
+partition), where witnesses (``collectors.witness``) check each against the last.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from eventsourcing.persistence import Tracking
 
-from collectors.follower import Follower
-from collectors.kafka_client import open_producer, record_key, wait_for_acks
+from collectors.follower import Follower, tracking_name
+from collectors.kafka_client import (
+    MissingTopic,
+    create_topic_command,
+    open_producer,
+    record_key,
+    require_reachable,
+    require_topics,
+    wait_for_acks,
+)
 from ledger.application import Ledger
+from ledger.errors import InvalidInput
+from projections.store import open_views
 from projections.view import Fact
+
+if TYPE_CHECKING:  # imported where checkpoints are made: plain publishing needs neither
+    from ledger.checkpoint import Signer
 
 log = logging.getLogger("ledger.collect")
 
@@ -131,3 +152,160 @@ class Publisher:
             producer, self.producer = self.producer, None
             producer.close(timeout=self.settings.timeout)
         self.follower.close()
+
+
+# --- checkpoints ------------------------------------------------------------------------
+
+CHECKPOINTS_SUFFIX = ".checkpoints"
+SIZE_HEADER = "size"
+ORIGIN_HEADER = "origin"
+
+
+def checkpoints_topic(topic: str) -> str:
+    """The companion topic of ``topic`` that carries its ledger's signed checkpoints."""
+    return topic + CHECKPOINTS_SUFFIX
+
+
+class CheckpointMaker:
+    """Signs the ledger's tree head and keeps it (``ledger.checkpoints.issue``) when
+    ``every`` events were appended since the last kept checkpoint, or ``interval``
+    seconds passed since this maker last made one and the ledger grew meanwhile."""
+
+    name = "checkpoints"
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        signer: Signer,
+        *,
+        every: int | None,
+        interval: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if every is None and interval is None:
+            raise InvalidInput("give --checkpoint-every N and/or --checkpoint-interval SECONDS")
+        self.ledger = ledger
+        self.signer = signer
+        self.every = every
+        self.interval = interval
+        self.clock = clock
+        self.made_at: float | None = None
+        """When this maker last made one (``None``: not yet, so the interval is due)."""
+
+    def step(self) -> bool:
+        """Make a checkpoint if one is due; whether one was made."""
+        from ledger.checkpoints import issue, latest, parse_unverified
+
+        head = self.ledger.tree_head()
+        kept = latest(self.ledger)
+        last_size = parse_unverified(kept).size if kept is not None else 0
+        grown = head.size - last_size
+        if grown <= 0:
+            return False
+        now = self.clock()
+        due = (self.every is not None and grown >= self.every) or (
+            self.interval is not None
+            and (self.made_at is None or now - self.made_at >= self.interval)
+        )
+        if not due:
+            return False
+        # ``issue`` refuses to sign over a history rewritten since the last checkpoint.
+        size = parse_unverified(issue(self.ledger, self.signer)).size
+        self.made_at = now
+        log.info("checkpoint: signed and kept size %d", size)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class CheckpointPublisher:
+    """Publishes the latest kept checkpoint to the checkpoints topic (key: its size,
+    value: the signed note) once it is larger than the last one published.
+
+    One checkpoint per step, confirmed (``Collector/kafka-checkpoints``, its size as the
+    position) once the broker acknowledged it: a restart re-sends at most that one,
+    which a witness sees as the same size with the same root. Checkpoints made between
+    two steps are skipped: consistency is transitive, the latest proves them all.
+    """
+
+    name = "kafka-checkpoints"
+
+    def __init__(self, ledger: Ledger, settings: PublishSettings) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.topic = checkpoints_topic(settings.topic)
+        self.store = open_views(ledger.location)
+        self.tracking = tracking_name(self.name)
+        self.producer: Any = None
+
+    def published(self) -> int:
+        """The size of the last checkpoint the broker acknowledged (0: none yet)."""
+        return self.store.max_tracking_id(self.tracking) or 0
+
+    def step(self) -> bool:
+        from ledger.checkpoints import latest, parse_unverified
+
+        note = latest(self.ledger)
+        if note is None:
+            return False
+        checkpoint = parse_unverified(note)
+        size = checkpoint.size
+        if size <= self.published():
+            return False
+        if self.producer is None:
+            self.require_topic()
+            self.producer = open_producer(
+                self.settings.bootstrap,
+                client_id=f"{self.settings.client_id}-checkpoints",
+                timeout=self.settings.timeout,
+            )
+        origin = checkpoint.origin
+        try:
+            future = self.producer.send(
+                self.topic, key=str(size).encode(), value=note.encode(),
+                headers=[(SIZE_HEADER, str(size).encode()), (ORIGIN_HEADER, origin.encode())],
+            )  # fmt: skip
+            wait_for_acks(self.producer, [future], self.settings.timeout)
+        except BaseException:
+            self.drop_producer()
+            raise
+        with self.store.transaction(commit=True) as tx:
+            self.store.track(tx, Tracking(self.tracking, size))
+        log.info("kafka: published the checkpoint of size %d to %s", size, self.topic)
+        return True
+
+    def require_topic(self) -> None:
+        """Refuse at once (``MissingTopic``, with the command that creates it) when the
+        checkpoints topic does not exist: a send to it would block for the whole
+        timeout on a broker that does not create topics, and hold up the events."""
+        from kafka import KafkaConsumer
+
+        require_reachable(self.settings.bootstrap)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap.split(","),
+            client_id=f"{self.settings.client_id}-checkpoints",
+            allow_auto_create_topics=False,
+        )
+        try:
+            require_topics(consumer, [self.topic], self.settings.bootstrap)
+        except MissingTopic:
+            command = create_topic_command(self.settings.bootstrap, self.topic)
+            raise MissingTopic(
+                f"there is no topic {self.topic!r} on {self.settings.bootstrap} for the "
+                "checkpoints: create it with ONE partition (witnesses read them in order), "
+                f"for example {command.replace('--partitions 6', '--partitions 1')}"
+            ) from None
+        finally:
+            consumer.close()
+
+    def drop_producer(self) -> None:
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            producer.close(timeout=0)
+
+    def close(self) -> None:
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            producer.close(timeout=self.settings.timeout)
+        self.store.datastore.close()

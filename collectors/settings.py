@@ -9,6 +9,7 @@ The webhook URL is a secret: it is kept as a ``SecretStr``, so it prints as
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,23 @@ class CollectSettings(BaseSettings):
     poll_interval: float = Field(
         default=0.5, gt=0, description="Seconds between looks at the ledger when idle."
     )
+    checkpoint_every: int | None = Field(
+        default=None,
+        ge=1,
+        description="Sign a checkpoint once this many events were appended since the last "
+        "(the key: LEDGER_CHECKPOINT_KEY); unset: not by count.",
+    )
+    checkpoint_interval: float | None = Field(
+        default=None,
+        gt=0,
+        description="Sign a checkpoint this often (seconds, or 90s, 5m, 1h) when the ledger "
+        "grew; unset: not by time.",
+    )
+
+    @field_validator("checkpoint_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return seconds(value) if isinstance(value, str) else value
 
     @field_validator("riemann")
     @classmethod
@@ -110,6 +128,20 @@ class CollectSettings(BaseSettings):
             return None
         host, _, port = self.riemann.rpartition(":")
         return host.strip("[]"), int(port)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def seconds(text: str) -> float:
+    """``60``, ``45s``, ``5m``, ``1h30m``, ``1d`` → seconds; ``ValueError`` otherwise."""
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):  # not float(): it takes "nan" and "inf"
+        return float(value)
+    if not value or _DURATION.sub("", value) or not _DURATION.search(value):
+        raise ValueError(f"{text!r} is not a duration such as 60, 45s, 5m or 1h")
+    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(value))
 
 
 def load_settings(config: Path | None = None, **flags: Any) -> CollectSettings:

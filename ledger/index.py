@@ -1,4 +1,5 @@
-"""The event index kept beside the events table, common to both backends."""
+"""The event index and the Merkle tree's node table kept beside the events table, common
+to both backends."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ from typing import NamedTuple, Protocol
 from uuid import UUID
 
 INDEX_TABLE = "ledger_event_index"
+MERKLE_TABLE = "ledger_merkle_nodes"
+"""The hashes of the perfect subtrees of the Merkle tree over the chain, keyed by
+``(level, idx)``: the subtree over leaves ``[idx·2^level, (idx+1)·2^level)``."""
+
+MerkleNode = tuple[int, int, bytes]
+"""``(level, idx, hash)`` of one perfect subtree."""
 
 
 class IndexRow(NamedTuple):
@@ -43,4 +50,15 @@ class LedgerRecorder(Protocol):
 
     def index_rows(self, first: int, last: int) -> list[IndexRow]:
         """The index rows whose positions lie in ``first..last``, in position order."""
+        ...
+
+    def has_merkle_table(self) -> bool: ...
+
+    def merkle_nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored hashes of those of these ``(level, idx)`` nodes that exist."""
+        ...
+
+    def add_merkle_nodes(self, nodes: Iterable[MerkleNode]) -> None:
+        """Store nodes in one transaction of their own, keeping any already stored (a
+        tree built for an existing ledger by ``ledger init``, which may run twice)."""
         ...

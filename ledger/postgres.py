@@ -12,6 +12,10 @@ escaping every event's bytes, which cost more than the database's own work. The
 library's protocol is kept statement for statement: lock the events table, notify,
 insert, then read back the new rows' notification ids (the lock makes them the only
 ones above the largest id before the insert), all in one transaction.
+
+The Merkle tree's nodes (``ledger_merkle_nodes``) are inserted beside the index rows,
+sorted by key for the same reason; a writer that built on a stale head collides on
+their primary key (or on the events') and ``Ledger.append`` starts over.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import StoreUnavailable
-from ledger.index import INDEX_TABLE, IndexedEvent, IndexRow
+from ledger.index import INDEX_TABLE, MERKLE_TABLE, IndexedEvent, IndexRow, MerkleNode
 
 log = logging.getLogger("ledger.store")
 
@@ -91,6 +95,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "schema": Identifier(self.datastore.schema),
             "events": Identifier(self.events_table_name),
             "index": Identifier(INDEX_TABLE),
+            "merkle": Identifier(MERKLE_TABLE),
             "generation_index": Identifier(f"{INDEX_TABLE}_generation"),
             "refuse": Identifier(REFUSE_FUNCTION),
         }
@@ -105,13 +110,18 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "CREATE UNIQUE INDEX IF NOT EXISTS {generation_index} "
             "ON {schema}.{index} (env, planned_generation) "
             "WHERE planned_generation IS NOT NULL",
+            "CREATE TABLE IF NOT EXISTS {schema}.{merkle} ("
+            "level smallint NOT NULL, "
+            "idx bigint NOT NULL, "
+            "hash bytea NOT NULL, "
+            "PRIMARY KEY (level, idx))",
             "CREATE OR REPLACE FUNCTION {schema}.{refuse}() RETURNS trigger "
             "LANGUAGE plpgsql AS $$ BEGIN "
             "RAISE EXCEPTION 'the deployment ledger is append-only: % on % refused', "
             "TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; "
             "END $$",
         ]
-        for table in ("events", "index"):
+        for table in ("events", "index", "merkle"):
             statements += [
                 "CREATE OR REPLACE TRIGGER ledger_append_only "
                 f"BEFORE UPDATE OR DELETE ON {{schema}}.{{{table}}} "
@@ -128,6 +138,19 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self._copy_events = SQL(
             "COPY {schema}.{events} (originator_id, originator_version, topic, state) "
             "FROM STDIN (FORMAT BINARY)"
+        ).format(**names)
+        self._insert_merkle = SQL(
+            "INSERT INTO {schema}.{merkle} (level, idx, hash) "
+            "SELECT * FROM unnest(%s::int2[], %s::int8[], %s::bytea[])"
+        ).format(**names)
+        self._select_merkle = SQL(
+            "SELECT level, idx, hash FROM {schema}.{merkle} "
+            "WHERE (level, idx) IN (SELECT * FROM unnest(%s::int2[], %s::int8[]))"
+        ).format(**names)
+        self._add_merkle = SQL(
+            "INSERT INTO {schema}.{merkle} (level, idx, hash) "
+            "SELECT * FROM unnest(%s::int2[], %s::int8[], %s::bytea[]) "
+            "ON CONFLICT DO NOTHING"
         ).format(**names)
         self._event_types = [self.datastore.originator_id_type, "int8", "text", "bytea"]
         self._max_notification_id = SQL(
@@ -228,6 +251,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         index_rows: Sequence[IndexRow] = (),
+        merkle_nodes: Sequence[MerkleNode] = (),
         **_: Any,
     ) -> None:
         if index_rows:
@@ -235,6 +259,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 copy.set_types(["uuid", "int8", "text", "text", "int8", "text"])
                 for row in sorted(index_rows, key=lambda r: r.event_id):
                     copy.write_row(row)
+        if merkle_nodes:
+            # One statement, one round trip: a few dozen bytes a node need no COPY.
+            nodes = sorted(merkle_nodes)
+            curs.execute(
+                self._insert_merkle,
+                ([n[0] for n in nodes], [n[1] for n in nodes], [n[2] for n in nodes]),
+            )
 
     def has_tables(self) -> bool:
         schema = self.datastore.schema
@@ -273,6 +304,33 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_rows, (first, last))
             return [IndexRow(**row) for row in curs.fetchall()]
+
+    def has_merkle_table(self) -> bool:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS ok",
+                (f'"{self.datastore.schema}"."{MERKLE_TABLE}"',),
+            )
+            row = curs.fetchone()
+            return bool(row and row["ok"])
+
+    def merkle_nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_merkle, ([k[0] for k in wanted], [k[1] for k in wanted]))
+            return {(row["level"], row["idx"]): bytes(row["hash"]) for row in curs.fetchall()}
+
+    def add_merkle_nodes(self, nodes: Iterable[MerkleNode]) -> None:
+        batch = sorted(nodes)
+        with self.datastore.transaction(commit=True) as curs:
+            for start in range(0, len(batch), 50_000):
+                chunk = batch[start : start + 50_000]
+                curs.execute(
+                    self._add_merkle,
+                    ([n[0] for n in chunk], [n[1] for n in chunk], [n[2] for n in chunk]),
+                )
 
 
 def _first_line(error: BaseException) -> str:

@@ -10,8 +10,9 @@ Both are group roles (NOLOGIN); the operator grants them to login roles::
 The ledger's own tables stay owned by whoever ran ``ledger init`` (the owner alone may
 drop them or disable their triggers):
 
-- the writer may SELECT and INSERT the events and the event index, and use the
-  notification sequence. It also holds UPDATE on the events table, only because
+- the writer may SELECT and INSERT the events, the event index, the Merkle tree's nodes
+  (kept with each append) and the signed checkpoints, and use the notification
+  sequence. It also holds UPDATE on the events table, only because
   eventsourcing takes ``LOCK TABLE … IN EXCLUSIVE MODE`` before each insert (so that
   notification ids commit in order), and PostgreSQL asks for UPDATE, DELETE or TRUNCATE
   for that lock mode; the ledger's triggers refuse every UPDATE (and DELETE, TRUNCATE)
@@ -33,7 +34,13 @@ from psycopg import sql
 
 from ledger.application import Ledger
 from ledger.errors import InvalidInput
-from ledger.index import INDEX_TABLE
+from ledger.index import INDEX_TABLE, MERKLE_TABLE
+
+CHECKPOINTS_TABLE = "ledger_checkpoints"  # ledger.checkpoints.TABLE, without importing it
+
+
+OWN_TABLES = (INDEX_TABLE, MERKLE_TABLE, CHECKPOINTS_TABLE)
+"""The ledger's own tables besides the events: append-only, never handed to the writer."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ def create_roles(ledger: Ledger, prefix: str = "deploy_ledger") -> Roles:
         "schema": sql.Identifier(schema),
         "events": sql.Identifier(schema, ledger.store.events_table_name),
         "index": sql.Identifier(schema, INDEX_TABLE),
+        "merkle": sql.Identifier(schema, MERKLE_TABLE),
+        "checkpoints": sql.Identifier(schema, CHECKPOINTS_TABLE),
         "writer": sql.Identifier(writer),
         "reader": sql.Identifier(reader),
     }
@@ -74,9 +83,9 @@ def create_roles(ledger: Ledger, prefix: str = "deploy_ledger") -> Roles:
         "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {writer}",
         "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {writer}",
         # The ledger's own tables: append only (see the module's docstring on UPDATE).
-        "REVOKE ALL ON {events}, {index} FROM {writer}",
+        "REVOKE ALL ON {events}, {index}, {merkle}, {checkpoints} FROM {writer}",
         "GRANT SELECT, INSERT, UPDATE ON {events} TO {writer}",
-        "GRANT SELECT, INSERT ON {index} TO {writer}",
+        "GRANT SELECT, INSERT ON {index}, {merkle}, {checkpoints} TO {writer}",
         "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {reader}",
         # Tables made later: by the writer (new views), or by the role running this
         # (alert or token tables of a later version), readable and writable the same way.
@@ -96,7 +105,7 @@ def create_roles(ledger: Ledger, prefix: str = "deploy_ledger") -> Roles:
             # keeps them, and creating an index IF NOT EXISTS needs the owner.
             curs.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> ALL(%s)",
-                (schema, [ledger.store.events_table_name, INDEX_TABLE]),
+                (schema, [ledger.store.events_table_name, *OWN_TABLES]),
             )
             for row in curs.fetchall():
                 table = sql.Identifier(schema, row["tablename"])

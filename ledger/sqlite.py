@@ -5,6 +5,9 @@ The index (``ledger_event_index``) maps every ``event_id`` to its position and h
 the numbers of planned generations. It is written in the same transaction as the
 events, so its primary key is what makes a re-sent event a no-op and its unique keys
 are what keep generation numbers free of duplicates, also under concurrent writers.
+
+The Merkle tree's nodes (``ledger_merkle_nodes``) are written in the same transaction
+too; their primary key makes a writer that built on a stale head fail like the index.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from ledger.index import INDEX_TABLE, IndexedEvent, IndexRow
+from ledger.index import INDEX_TABLE, MERKLE_TABLE, IndexedEvent, IndexRow, MerkleNode
 
 _CHUNK = 500  # bound on SQL variables per statement
 
@@ -29,7 +32,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
             f"BEGIN SELECT RAISE(ABORT, 'the deployment ledger is append-only: "
             f"{op} on {table} refused'); END"
-            for table in (self.events_table_name, INDEX_TABLE)
+            for table in (self.events_table_name, INDEX_TABLE, MERKLE_TABLE)
             for op in ("UPDATE", "DELETE")
         ]
         return [
@@ -44,6 +47,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             f"CREATE UNIQUE INDEX IF NOT EXISTS {INDEX_TABLE}_generation "
             f"ON {INDEX_TABLE} (env, planned_generation) "
             "WHERE planned_generation IS NOT NULL",
+            f"CREATE TABLE IF NOT EXISTS {MERKLE_TABLE} ("
+            "level INTEGER NOT NULL, "
+            "idx INTEGER NOT NULL, "
+            "hash BLOB NOT NULL, "
+            "PRIMARY KEY (level, idx)) WITHOUT ROWID",
             *refuse,
         ]
 
@@ -53,6 +61,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         index_rows: Sequence[IndexRow] = (),
+        merkle_nodes: Sequence[MerkleNode] = (),
         **_: Any,
     ) -> Sequence[int] | None:
         # One executemany instead of the library's row-by-row loop. The transaction
@@ -76,6 +85,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 for r in index_rows
             ],
         )
+        if merkle_nodes:
+            c.executemany(f"INSERT INTO {MERKLE_TABLE} VALUES (?,?,?)", merkle_nodes)
         c.execute(self.select_max_notification_id_statement)
         last = int(c.fetchone()[0])
         return list(range(last - len(stored_events) + 1, last + 1))
@@ -136,6 +147,33 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 IndexRow(_uuid(row[0]), row[1], row[2], row[3], row[4], row[5])
                 for row in c.fetchall()
             ]
+
+    def has_merkle_table(self) -> bool:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name = ?",
+                (MERKLE_TABLE,),
+            )
+            return int(c.fetchone()[0]) == 1
+
+    def merkle_nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        wanted = list(keys)
+        found: dict[tuple[int, int], bytes] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), _CHUNK // 2):
+                chunk = wanted[start : start + _CHUNK // 2]
+                c.execute(
+                    f"SELECT level, idx, hash FROM {MERKLE_TABLE} WHERE (level, idx) IN "
+                    f"(VALUES {','.join(['(?,?)'] * len(chunk))})",
+                    [value for key in chunk for value in key],
+                )
+                for level, idx, value in c.fetchall():
+                    found[level, idx] = bytes(value)
+        return found
+
+    def add_merkle_nodes(self, nodes: Iterable[MerkleNode]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.executemany(f"INSERT OR IGNORE INTO {MERKLE_TABLE} VALUES (?,?,?)", nodes)
 
 
 def _uuid(value: object) -> UUID:

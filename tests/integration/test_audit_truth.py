@@ -44,6 +44,7 @@ from ledger.store import locate
 from projections import queries
 from projections.runner import VIEW_NAMES, Views
 from tests.conftest import BACKENDS, with_query
+from tests.examples import examples
 from tests.factories import make_event
 from tests.story import openssl, zlib
 
@@ -819,7 +820,7 @@ def feed(ledger: Ledger, views: Views, scenario: Stream, probe: Callable[[int], 
 # cut off by the suite's 300 s timeout.
 @pytest.mark.timeout(900)
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     report_multiple_bugs=False,  # shrink one failure, fast, rather than each kind
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

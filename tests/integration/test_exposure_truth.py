@@ -48,6 +48,7 @@ from ledger.errors import UnknownName
 from ledger.events import Envelope
 from projections.exposure import Exposure, exposure
 from projections.runner import Views
+from tests.examples import examples
 from tests.factories import make_event
 from tests.integration.test_audit_truth import (
     BASE,
@@ -995,7 +996,7 @@ def compare(views: Views, auditor: ExposureAuditor, scenario: Scenario, how: str
 # cut off by the suite's 300 s timeout.
 @pytest.mark.timeout(900)
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     report_multiple_bugs=False,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

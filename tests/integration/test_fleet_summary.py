@@ -28,6 +28,7 @@ from ledger.errors import UnknownName
 from ledger.events import HealthReported
 from projections.fleet_summary import fleet_summary
 from projections.runner import Views
+from tests.examples import examples
 from tests.integration.test_audit_truth import (
     BASE,
     HORIZON,
@@ -173,7 +174,7 @@ def fleet_streams(draw: st.DrawFn) -> tuple[Scenario, datetime, int, int]:
 
 @pytest.mark.timeout(900)
 @settings(
-    max_examples=30,
+    max_examples=examples(10),
     deadline=None,
     report_multiple_bugs=False,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

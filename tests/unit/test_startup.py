@@ -49,7 +49,7 @@ COMMANDS_TODAY = {
     "where", "history", "failures", "metrics", "deploy", "rollback", "report-host",
     "drift", "reconstruct", "replay", "import", "collect", "publish", "restore", "agent",
     "serve", "token", "alerts", "silence", "advisories", "exposure", "vulns",
-    "why",
+    "why", "keys", "checkpoint", "prove", "verify-proof", "witness",
 }  # fmt: skip
 
 
