@@ -251,23 +251,18 @@ def inclusion_answer(ledger: Ledger, position: int, note: str) -> dict[str, Any]
             f"position {position} is not covered by the checkpoint of size "
             f"{checkpoint.size}" + ("" if position >= 1 else ": positions start at 1")
         )
+    from ledger.checkpoint import inclusion_document
+
     proof = ledger.inclusion_proof(position, checkpoint.size)
     same_root(checkpoint, proof.root)
-    return {
-        "type": "inclusion",
-        "position": proof.position,
-        "leaf_index": proof.leaf_index,
-        "tree_size": proof.tree_size,
-        "chain_hash": proof.chain_hash.hex(),
-        "leaf_hash": proof.leaf_hash.hex(),
-        "hashes": [h.hex() for h in proof.hashes],
-        "checkpoint": note,
-    }
+    return inclusion_document(proof, note)
 
 
 def consistency_answer(ledger: Ledger, old_note: str, new_note: str) -> dict[str, Any]:
     """The consistency proof from the checkpoint ``old_note`` to ``new_note``, whose
     roots must be this ledger's (compared with the proof's own)."""
+    from ledger.checkpoint import consistency_document
+
     old, new = within(ledger, old_note), within(ledger, new_note)
     if not 1 <= old.size <= new.size:
         raise InvalidInput(
@@ -277,14 +272,7 @@ def consistency_answer(ledger: Ledger, old_note: str, new_note: str) -> dict[str
     proof = ledger.consistency_proof(old.size, new.size)
     same_root(old, proof.old_root)
     same_root(new, proof.new_root)
-    return {
-        "type": "consistency",
-        "old_size": proof.old_size,
-        "new_size": proof.new_size,
-        "hashes": [h.hex() for h in proof.hashes],
-        "old_checkpoint": old_note,
-        "new_checkpoint": new_note,
-    }
+    return consistency_document(proof, old_note, new_note)
 
 
 def covering(ledger: Ledger, position: int) -> str:

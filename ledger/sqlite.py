@@ -162,9 +162,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(wanted), _CHUNK // 2):
                 chunk = wanted[start : start + _CHUNK // 2]
+                # OR'd key pairs, not `(level, idx) IN (VALUES …)`: SQLite 3.40 plans that
+                # as a scan of the whole table, and this as primary-key searches.
                 c.execute(
-                    f"SELECT level, idx, hash FROM {MERKLE_TABLE} WHERE (level, idx) IN "
-                    f"(VALUES {','.join(['(?,?)'] * len(chunk))})",
+                    f"SELECT level, idx, hash FROM {MERKLE_TABLE} WHERE "
+                    + " OR ".join(["(level = ? AND idx = ?)"] * len(chunk)),
                     [value for key in chunk for value in key],
                 )
                 for level, idx, value in c.fetchall():
