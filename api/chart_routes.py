@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query
 from fastapi import Path as InPath
+from pydantic import Field
 
 from api.app import Kit
 from api.models import Response
@@ -13,15 +14,25 @@ from api.params import MAX_NUMBER, WholeNumber
 from api.tokens import Token
 from ledger.errors import InvalidInput
 
+CHANGING = (
+    "The manifest's placements (host, service) whose build differs from the parent "
+    "generation's manifest, or that the parent's manifest does not have; every placement "
+    "when the generation has no parent. What the rollout has to change (and activate)."
+)
+
 
 class RolloutStep(Response):
     """From ``at`` on, how many of the generation's placements were each thing (cumulative)."""
 
     at: str
-    planned: int
-    activated: int
-    failed: int
-    drained: int
+    planned: int = Field(description="The manifest's placements (host, service).")
+    changing: int = Field(description=CHANGING)
+    activated: int = Field(description="Placements with an activation of the generation.")
+    failed: int = Field(description="Placements with a failed activation of the generation.")
+    drained: int = Field(
+        description="Placements whose previous build finished draining while the generation "
+        "was its environment's newest."
+    )
 
 
 class Rollout(Response):
@@ -33,7 +44,8 @@ class Rollout(Response):
     planned_at: str
     finished_at: str | None = None
     next_planned_at: str | None = None
-    placements: int
+    placements: int = Field(description="The manifest's placements (host, service).")
+    changing: int = Field(description=CHANGING)
     steps: list[RolloutStep]
 
 
@@ -91,7 +103,8 @@ def add_routes(app: FastAPI, kit: Kit) -> None:
     @kit.answers.cached
     def rollout(number: Number, _: Reader, env: Env = None) -> dict[str, Any]:
         """A generation's rollout over time: how many of its placements were planned,
-        activated, failed and drained, at every moment one of them changed."""
+        had to change (their build differs from the parent's manifest), were activated,
+        failed and drained, at every moment one of them changed."""
         from projections.rollout import rollout as rollout_of
 
         try:

@@ -5,6 +5,11 @@ Read from what the views keep, in valid time (``occurred_at``), late facts in th
 
 * **planned** — the placements (host, service) of the generation's manifest, all at
   once when it was planned (``generations``);
+* **changing** — the manifest's placements the rollout has to change, all at once when
+  it was planned: those whose build differs from the parent generation's manifest, or
+  that the parent's manifest does not have; every placement when the generation has no
+  parent (or names one the ledger does not hold). A rollout activates what changes
+  (the rest already runs), so these, not the whole manifest, measure its progress;
 * **activated** — the (host, service) pairs with an activation of the generation, each
   counted from its first one (``placement_facts``: every activation, even one that
   changed nothing because the build was already active);
@@ -15,7 +20,8 @@ Read from what the views keep, in valid time (``occurred_at``), late facts in th
   generation's): drains name no generation, so that window is what ties them to it
   (``host_history``: ``drain_completed`` of a build other than the manifest's).
 
-Counts are cumulative: ``steps`` holds, at each moment one of them changes, all four.
+Counts are cumulative: ``steps`` holds, at each moment one of them changes, all five;
+``placements`` (the manifest's size) and ``changing`` are also given on their own.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from projections.queries import iso, pick_env
 if TYPE_CHECKING:
     from projections.runner import Views
 
-MEASURES = ("planned", "activated", "failed", "drained")
+MEASURES = ("planned", "changing", "activated", "failed", "drained")
 _FOREVER = 2**62
 Pair = tuple[str, str]
 """(host, service)"""
@@ -42,7 +48,8 @@ def rollout(views: Views, number: int, env: str | None = None) -> dict[str, Any]
     env = pick_env(views, env)
     with views.read() as tx:
         rows = tx.query(
-            "SELECT number, planned_at, finished_at, status, rolled_back_by FROM generations "
+            "SELECT number, parent, planned_at, finished_at, status, rolled_back_by "
+            "FROM generations "
             "WHERE env = ? AND number = ?",
             (env, number),
         )
@@ -54,6 +61,8 @@ def rollout(views: Views, number: int, env: str | None = None) -> dict[str, Any]
             (env, number),
         )
         manifest = manifest_entries(tx, env, number) or []
+        parent = generation["parent"]
+        before = (manifest_entries(tx, env, parent) if parent is not None else None) or []
         activations = tx.tuples(
             "SELECT host, service, occurred_at FROM placement_facts "
             "WHERE env = ? AND generation = ? AND kind = 'activation_completed'",
@@ -75,6 +84,9 @@ def rollout(views: Views, number: int, env: str | None = None) -> dict[str, Any]
     builds = {(e["host"], e["service"]): e["build_id"] for e in manifest}
     firsts: dict[str, dict[Pair, int]] = {m: {} for m in MEASURES}
     firsts["planned"] = dict.fromkeys(builds, planned_at)
+    was = {(e["host"], e["service"]): e["build_id"] for e in before}
+    changing = [pair for pair, build in builds.items() if was.get(pair) != build]
+    firsts["changing"] = dict.fromkeys(changing, planned_at)
     for measure, facts in (("activated", activations), ("failed", failures)):
         for host, service, moment in facts:
             _earliest(firsts[measure], (host, service), moment)
@@ -101,6 +113,7 @@ def rollout(views: Views, number: int, env: str | None = None) -> dict[str, Any]
         "finished_at": iso(generation["finished_at"]),
         "next_planned_at": iso(until),
         "placements": len(builds),
+        "changing": len(changing),
         "steps": steps,
     }
 

@@ -119,9 +119,21 @@ export async function renderExposureOverTime(container, { id, env } = {}) {
   });
 }
 
-const ROLLOUT = ["planned", "activated", "failed", "drained"];
+/** The rollout's lines: what had to change, and how much of it was done. The manifest's
+ * size (planned) is in the caption and the table, not drawn: a rollout activates only
+ * what changes, and a line at the manifest's size would squash the others at the bottom. */
+const DRAWN = ["changing", "activated", "failed", "drained"];
+const TABLED = ["planned", ...DRAWN];
 
-/** A generation's rollout: placements planned, activated, failed and drained over time. */
+/** "55 of 55 changes activated, 0 failed, 0 drained (manifest: 1,368 placements)". */
+function rolloutSummary(answer, last) {
+  return `${formatCount(last.activated)} of ${formatCount(answer.changing)} changes activated, ${
+    formatCount(last.failed)} failed, ${formatCount(last.drained)} drained (manifest: ${
+    formatCount(answer.placements)} placements)`;
+}
+
+/** A generation's rollout: of the placements it changes, how many were activated, failed
+ * and drained over time, on a scale of what changes (or of more, if more was done). */
 export async function renderRollout(container, { env, number } = {}) {
   const answer = await getJSON(`api/generations/${encodeURIComponent(number)}/rollout`, { env });
   if (!answer.steps.length) {
@@ -129,25 +141,26 @@ export async function renderRollout(container, { env, number } = {}) {
     return;
   }
   const last = answer.steps[answer.steps.length - 1];
-  const summary = ROLLOUT.map((m) => `${formatCount(last[m] || 0)} ${m}`).join(", ");
-  const caption = `generation ${answer.number} (${answer.env}, ${answer.status}): ${summary} of ${formatCount(answer.placements)} placements`;
+  const summary = rolloutSummary(answer, last);
+  const caption = `generation ${answer.number} (${answer.env}, ${answer.status}): ${summary}`;
   const { keep, grain } = thin(answer.steps.map((s) => ms(s.at)));
   const shown = keep.map((i) => answer.steps[i]);
   const moments = shown.map((s) => ms(s.at));
-  const series = ROLLOUT.map((m) => ({ key: m, label: m, values: shown.map((s) => s[m]) }));
+  const series = DRAWN.map((m) => ({ key: m, label: m, values: shown.map((s) => s[m]) }));
   const to = edge(moments);
-  const top = Math.max(1, ...ROLLOUT.map((m) => last[m])); // the counts only grow
+  const top = Math.max(1, answer.changing, ...DRAWN.map((m) => last[m])); // the counts only grow
   const chart = frame(container, { from: moments[0], to, top, yLabel: "placements",
     label: `Rollout of generation ${answer.number} in ${answer.env} over time. ${caption}.` });
   stepLines(chart, moments, series, to);
   const rows = shown.map((s) => ({
-    cells: [formatTime(s.at), ...ROLLOUT.map((m) => formatCount(s[m]))],
-    data: { at: s.at, ...Object.fromEntries(ROLLOUT.map((m) => [m, s[m]])) },
+    cells: [formatTime(s.at), ...TABLED.map((m) => formatCount(s[m]))],
+    data: { at: s.at, ...Object.fromEntries(TABLED.map((m) => [m, s[m]])) },
   }));
   const head = h("span", {}, link(generationHref(answer.env, answer.number), `generation ${answer.number}`),
-    ` (${answer.env}, ${answer.status}): ${summary} of ${formatCount(answer.placements)} placements`);
+    ` (${answer.env}, ${answer.status}): ${summary}`);
   figure(container, { name: "rollout", caption: head, chart, legendNode: legend(chart, series, "line"),
-    note: thinNote(grain, shown.length, answer.steps.length), table: asTable(`generation ${answer.number}: placements over time`, ["from (UTC)", ...ROLLOUT], rows) });
+    note: thinNote(grain, shown.length, answer.steps.length),
+    table: asTable(`generation ${answer.number}: placements over time`, ["from (UTC)", ...TABLED], rows) });
 }
 
 const DORA = [

@@ -66,6 +66,7 @@ DRAW = """async ({fn, options}) => {
   return {
     caption: box.querySelector('figcaption').textContent,
     svgs: [...box.querySelectorAll('svg.chart-svg')].map(s => s.getAttribute('aria-label')),
+    tops: [...box.querySelectorAll('svg.chart-svg')].map(s => Number(s.getAttribute('data-y-top'))),
     bands: [...box.querySelectorAll('svg.chart-svg path.band')].map(data),
     lines: [...box.querySelectorAll('svg.chart-svg path.line')].map(data),
     bars: [...box.querySelectorAll('rect.bar')].map(data),
@@ -226,6 +227,64 @@ def test_exposure_over_time(chart_page: Page, chart_server: ApiServer) -> None:
     shot(chart_page, "exposure", chart_page.viewport_size["width"])  # type: ignore[index]
 
 
+def changing_in_raw_events(path: Path, env: str, number: int) -> int:
+    """The placements generation ``number`` of ``env`` changes, read from the stored
+    generation_planned events themselves (not the views): its manifest's (host, service)
+    pairs whose build its parent's manifest does not give them (the first entry of a pair
+    listed twice counts)."""
+    ledger = Ledger(locate(str(path)))
+    try:
+        manifests: dict[int, dict[tuple[str, str], str]] = {}
+        parents: dict[int, int | None] = {}
+        for fact in ledger.facts():
+            e = fact.event
+            if e["kind"] == "generation_planned" and e["env"] == env:
+                manifest: dict[tuple[str, str], str] = {}
+                for entry in e["manifest"]:
+                    manifest.setdefault((entry["host"], entry["service"]), entry["build_id"])
+                manifests[e["number"]] = manifest
+                parents[e["number"]] = e.get("parent")
+    finally:
+        ledger.close()
+    parent = parents[number]
+    before = manifests.get(parent, {}) if parent is not None else {}
+    return sum(before.get(pair) != build for pair, build in manifests[number].items())
+
+
+ROLLOUT_TABLED = ("planned", "changing", "activated", "failed", "drained")
+ROLLOUT_DRAWN = ("changing", "activated", "failed", "drained")
+
+
+def check_rollout(drawn: dict[str, Any], answer: dict[str, Any], env: str, number: int) -> None:
+    """The table holds every measure at each (kept) step, the lines end at the last counts
+    of all but planned, the caption counts changes, the scale is what changes (or more)."""
+    steps = {s["at"]: s for s in answer["steps"]}
+    assert [{m: int(r[m]) for m in ROLLOUT_TABLED} for r in drawn["rows"]] == [
+        {m: steps[r["at"]][m] for m in ROLLOUT_TABLED} for r in drawn["rows"]
+    ]
+    assert drawn["rows"][-1]["at"] == answer["steps"][-1]["at"]
+    if len(answer["steps"]) <= MAX_ROWS:
+        assert [r["at"] for r in drawn["rows"]] == [s["at"] for s in answer["steps"]]
+    else:
+        assert len(drawn["rows"]) <= MAX_ROWS
+        assert "Drawn and tabled at the last change of each UTC" in drawn["note"]
+    last = answer["steps"][-1]
+    assert [(line["series"], int(line["last"])) for line in drawn["lines"]] == [
+        (m, last[m]) for m in ROLLOUT_DRAWN
+    ], "the manifest's size is not drawn"
+    assert drawn["legend"] == list(ROLLOUT_DRAWN)
+    assert drawn["caption"] == (
+        f"generation {number} ({env}, {answer['status']}): {last['activated']:,} of "
+        f"{answer['changing']:,} changes activated, {last['failed']:,} failed, "
+        f"{last['drained']:,} drained (manifest: {answer['placements']:,} placements)"
+    )
+    # The y-axis: the nice round number at or above the largest of what changes and what
+    # was done (at most twice it: 1, 2, 2.5, 5 or 10 times a power of ten).
+    most = max(1, answer["changing"], *(last[m] for m in ROLLOUT_DRAWN))
+    assert most <= drawn["tops"][0] <= 2 * most, (drawn["tops"], most)
+    assert f"#/generation/{env}/{number}" in drawn["links"]
+
+
 def test_rollout(chart_page: Page, chart_server: ApiServer) -> None:
     """A generation whose activation failed, and the first one of production: every
     placement of the fleet activated, thousands of changes (drawn thinned)."""
@@ -240,24 +299,35 @@ def test_rollout(chart_page: Page, chart_server: ApiServer) -> None:
         answer = api_get(chart_server, f"/api/generations/{number}/rollout", env=env)
         drawn = draw(chart_page, "renderRollout", env=env, number=number)
         fits(drawn)
-        measures = ("planned", "activated", "failed", "drained")
-        steps = {s["at"]: s for s in answer["steps"]}
-        assert [{m: int(r[m]) for m in measures} for r in drawn["rows"]] == [
-            {m: steps[r["at"]][m] for m in measures} for r in drawn["rows"]
-        ]
-        assert drawn["rows"][-1]["at"] == answer["steps"][-1]["at"]
-        if len(answer["steps"]) <= MAX_ROWS:
-            assert [r["at"] for r in drawn["rows"]] == [s["at"] for s in answer["steps"]]
-        else:
-            assert len(drawn["rows"]) <= MAX_ROWS
-            assert "Drawn and tabled at the last change of each UTC" in drawn["note"]
-        assert [(line["series"], int(line["last"])) for line in drawn["lines"]] == [
-            (m, answer["steps"][-1][m]) for m in measures
-        ]
-        assert f"#/generation/{env}/{number}" in drawn["links"]
+        check_rollout(drawn, answer, env, number)
         shot(chart_page, name, width)
     assert answer["steps"][-1]["activated"] == answer["placements"], "production 1 completed"
+    assert answer["changing"] == answer["placements"], "the first generation changes all"
     assert len(answer["steps"]) > MAX_ROWS
+
+
+def test_a_rollout_is_measured_against_what_it_changes(
+    chart_page: Page, chart_server: ApiServer, chart_ledger: Path
+) -> None:
+    """Production's generation 25 changes a few dozen of its 1,368 placements (its parent's
+    manifest read from the raw events): the caption counts those, and the scale fits them
+    rather than the whole manifest."""
+    open_dashboard(chart_page, chart_server)
+    changing = changing_in_raw_events(chart_ledger, "production", 25)
+    answer = api_get(chart_server, "/api/generations/25/rollout", env="production")
+    assert answer["changing"] == changing
+    assert 0 < changing < answer["placements"] // 2, "the demo's gen 25 changes a few"
+    last = answer["steps"][-1]
+    assert last["activated"] == changing, "a completed rollout activated every change"
+    drawn = draw(chart_page, "renderRollout", env="production", number=25)
+    fits(drawn)
+    check_rollout(drawn, answer, "production", 25)
+    assert drawn["caption"].endswith(
+        f": {changing:,} of {changing:,} changes activated, {last['failed']} failed, "
+        f"{last['drained']} drained (manifest: {answer['placements']:,} placements)"
+    )
+    assert drawn["tops"][0] < answer["placements"], "scaled to the changes, not the manifest"
+    shot(chart_page, "rollout-changes", chart_page.viewport_size["width"])  # type: ignore[index]
 
 
 def test_dora_over_time(chart_page: Page, chart_server: ApiServer) -> None:

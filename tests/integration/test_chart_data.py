@@ -2,7 +2,8 @@
 of the raw stream, whatever order the facts reached the ledger in, on both backends:
 
 * ``projections.rollout`` (``GET /api/generations/{n}/rollout``): per generation, the
-  placements planned, activated, failed and drained at every moment;
+  placements planned, changing (build not the parent manifest's), activated, failed and
+  drained at every moment;
 * ``projections.metrics_timeline`` (``GET /api/metrics/timeline``): the DORA figures per
   UTC day, ISO week and month;
 * ``projections.exposure_timeline`` (``GET /api/exposure/timeline``): hosts exposed to an
@@ -58,7 +59,7 @@ HOSTS = ("app-01", "app-02", "app-03")
 SERVICES = ("api", "web")
 DELAYS = (0, 0, 1, 5, 30, 24 * 3)  # hours between happening and being sent
 HOUR = 3_600 * 1_000_000
-MEASURES = ("planned", "activated", "failed", "drained")
+MEASURES = ("planned", "changing", "activated", "failed", "drained")
 
 
 def hours(n: float) -> datetime:
@@ -225,6 +226,7 @@ class ChartAuditor:
         until = min(later, default=None)
         facts: dict[str, list[tuple[datetime, tuple[str, str]]]] = defaultdict(list)
         facts["planned"] = [(gen.planned_at, pair) for pair in gen.manifest]
+        facts["changing"] = [(gen.planned_at, pair) for pair in self.changing(gen)]
         for fact in self.by_time:
             e = fact.event
             if e["env"] != env:
@@ -249,6 +251,13 @@ class ChartAuditor:
             if not steps or any(steps[-1][m] != counts[m] for m in MEASURES):
                 steps.append({"at": moment, **counts})
         return steps
+
+    def changing(self, gen: Gen) -> list[tuple[str, str]]:
+        """The pairs of the generation's planned manifest whose build its parent's planned
+        manifest does not give them (all of them with no parent, or one never planned)."""
+        parent = self.gens.get((gen.env, gen.parent)) if gen.parent is not None else None
+        before = parent.manifest if parent is not None else {}
+        return [pair for pair, build in gen.manifest.items() if before.get(pair) != build]
 
     # -- DORA --
 
@@ -369,6 +378,7 @@ def compare(views: Views, auditor: ChartAuditor, how: str) -> None:
     for (env, number), gen in sorted(auditor.gens.items()):
         answer = rollout(views, number, env)
         assert answer["placements"] == len(gen.manifest)
+        assert answer["changing"] == len(auditor.changing(gen)), how
         assert answer["status"] == ("rolled back" if gen.rolled_back_by else gen.status), how
         agree_rollout(answer, auditor.rollout(env, number), f"{how}: rollout {env} {number}")
     for env in ENVS:
@@ -513,11 +523,13 @@ def test_the_routes_answer_as_the_projections(chart_server: ApiServer) -> None:
     # The story: generation 2 planned at minute 9; h1 drained at 12, activated at 14; h2
     # drained at 17, activated at 19; h1's failed activation at 21.
     assert [(s["at"], *(s[m] for m in MEASURES)) for s in answer["steps"]] == [
-        (iso[9], 2, 0, 0, 0), (iso[12], 2, 0, 0, 1), (iso[14], 2, 1, 0, 1),
-        (iso[17], 2, 1, 0, 2), (iso[19], 2, 2, 0, 2), (iso[21], 2, 2, 1, 2),
+        (iso[9], 2, 2, 0, 0, 0), (iso[12], 2, 2, 0, 0, 1), (iso[14], 2, 2, 1, 0, 1),
+        (iso[17], 2, 2, 1, 0, 2), (iso[19], 2, 2, 2, 0, 2), (iso[21], 2, 2, 2, 1, 2),
     ]  # fmt: skip
     assert answer["status"] == "completed"
-    assert answer["placements"] == 2
+    assert (answer["placements"], answer["changing"]) == (2, 2)  # api 1.0 -> 1.1 on both
+    first = get(chart_server, "/api/generations/1/rollout").json()
+    assert first["changing"] == first["placements"] == 2, "no parent: every placement"
     week = get(chart_server, "/api/metrics/timeline", service="api").json()
     assert week["bucket"] == "week"
     assert [(b["start"], b["deployments"], b["changes"]) for b in week["buckets"]] == [

@@ -40,6 +40,7 @@ function tickLabel(ms, step) {
  * A chart frame sized to `container` (its width, in CSS pixels, becomes the viewBox's, so
  * text keeps its size at 390 px as at 1,600): x is time [from, to], y is [0, top].
  * `ticks` (ms) replaces the time axis's own (a bar chart labels its buckets' starts).
+ * The <svg> tells its scale's top in data-y-top (for the tests and anyone reading it).
  * Returns {root, plot, x(ms), y(v), width, height, fill(series index)}.
  */
 export function frame(container, { from, to, top, label, yLabel, integer = true, width: wanted, ticks }) {
@@ -53,7 +54,7 @@ export function frame(container, { from, to, top, label, yLabel, integer = true,
   const id = `chart-${++drawn}`;
   const root = svg("svg", {
     viewBox: `0 0 ${width} ${HEIGHT}`, width: "100%", role: "img", "aria-label": label,
-    class: "chart-svg", preserveAspectRatio: "xMinYMin meet",
+    class: "chart-svg", preserveAspectRatio: "xMinYMin meet", "data-y-top": yTop,
   });
   root.append(svg("defs", {}, [...Array(STYLES).keys()].map((i) => pattern(`${id}-p${i}`, i))));
   const axes = svg("g", { class: "axes", "aria-hidden": "true" });
