@@ -122,18 +122,22 @@ def verify(
     signed = _signed_checkpoint(checkpoint_file, key) if checkpoint_file else None
     ledger = session.open()
     with output.progress_bar("verifying", ledger.count(), unit="events") as advance:
-        result = ledger.verify(progress=advance, anchors=dict(map(_anchor, anchors)))
+        result = ledger.verify(
+            progress=advance,
+            anchors=dict(map(_anchor, anchors)),
+            root_at=signed.size if signed is not None else None,
+        )
     problem = None if result.intact else "not checked: the chain itself fails verification"
     if signed is not None and result.intact:
         from ledger.checkpoints import CheckpointConflict, check_ledger
 
         try:
-            with output.progress_bar("merkle root", signed.size, unit="events") as advance:
-                check_ledger(ledger, signed, advance)
+            check_ledger(ledger, signed, result)
         except CheckpointConflict as error:
             problem = str(error)
     if as_json:
         answer = {**asdict(result), "intact": result.intact and problem is None}
+        answer.pop("root")  # bytes; the checkpoint's part below says whether it matched
         if signed is not None:
             answer["checkpoint"] = {"origin": signed.origin, "size": signed.size,
                                     "root": signed.root.hex(), "problem": problem}  # fmt: skip

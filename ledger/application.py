@@ -41,6 +41,7 @@ from ledger.merkle import (
     EMPTY_ROOT,
     ConsistencyProof,
     InclusionProof,
+    RootBuilder,
     TreeHead,
     compact_range,
     consistency_ranges,
@@ -157,6 +158,9 @@ class Verification:
     tree_checked: bool = False
     """Whether the stored Merkle tree was compared with the chain (a ledger that has no
     tree yet is verified without it)."""
+    root: bytes | None = None
+    """With ``verify(root_at=SIZE)``: the Merkle root of the chain hashes of positions
+    1..SIZE, recomputed from the events (None: the chain ends before SIZE)."""
 
     @property
     def intact(self) -> bool:
@@ -386,6 +390,7 @@ class Ledger(Application[UUID]):
         anchors: Mapping[int, str] | None = None,
         *,
         check_tree: bool = False,
+        root_at: int | None = None,
     ) -> Verification:
         """Re-check every row of the chain; stop at the first position that is wrong.
 
@@ -399,12 +404,18 @@ class Ledger(Application[UUID]):
         whose proofs and checkpoints would not match the chain. It is what checking
         the ledger against a signed checkpoint needs (the checkpoint's root is then
         compared with ``tree_head``); off by default, the chain alone is checked.
+
+        ``root_at`` (a checkpoint's size) also folds the chain hashes of positions
+        1..``root_at`` into their RFC 9162 root as they are read (``Verification.root``;
+        None when the chain is shorter), so a checkpoint is checked in the same pass.
         """
         anchors = dict(anchors or {})
         expected, prev_hash = 1, GENESIS
         batch: list[tuple[int, dict[str, Any]]] = []
         tree = _TreeCheck(self) if check_tree and self.store.has_merkle_table() else None
         leaves: list[bytes] = []
+        builder = RootBuilder() if root_at is not None else None
+        root: bytes | None = EMPTY_ROOT if root_at == 0 else None
 
         def bad(position: int, reason: str) -> Verification:
             # Rows before this one whose index entries are not checked yet come first.
@@ -448,7 +459,14 @@ class Ledger(Application[UUID]):
                     f"to it was rewritten",
                 )
             batch.append((position, event))
-            leaves.append(leaf_hash(bytes.fromhex(entry.hash)))
+            if tree is not None or builder is not None:
+                leaf = leaf_hash(bytes.fromhex(entry.hash))
+                if tree is not None:
+                    leaves.append(leaf)
+                if builder is not None and position <= cast(int, root_at):
+                    builder.add(leaf)
+                    if position == root_at:
+                        root = builder.root()
             if len(batch) >= READ_BATCH:
                 problem = self._check_index(batch)
                 if problem is not None:
@@ -486,7 +504,7 @@ class Ledger(Application[UUID]):
         problem = tree.check_end() if tree else None
         if problem is not None:
             return bad(*problem)
-        return Verification(expected - 1, prev_hash, tree_checked=tree is not None)
+        return Verification(expected - 1, prev_hash, tree_checked=tree is not None, root=root)
 
     def _check_index(self, batch: list[tuple[int, dict[str, Any]]]) -> tuple[int, str] | None:
         """The first position of ``batch`` (positions in order, with their events) whose

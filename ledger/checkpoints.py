@@ -16,14 +16,13 @@ two inconsistent checkpoints).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ledger.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from ledger.application import Ledger
+    from ledger.application import Ledger, Verification
     from ledger.checkpoint import Checkpoint, Signer
 
 TABLE = "ledger_checkpoints"
@@ -293,47 +292,18 @@ def covering(ledger: Ledger, position: int) -> str:
 # --- the root of a checkpoint's size, recomputed from the chain alone ------------------
 
 
-def chain_root(ledger: Ledger, size: int, progress: Callable[[int], None] | None = None) -> bytes:
-    """RFC 9162's root over the chain hashes of positions 1..``size``, read from the
-    events themselves (not from the stored tree), in one pass with O(log n) memory."""
-    from ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash
-
-    stack: list[tuple[int, bytes]] = []  # (leaves, hash) of the perfect subtrees so far
-    count = 0
-    for fact in ledger.facts():
-        if count == size:
-            break
-        count += 1
-        if fact.position != count:
-            raise CheckpointConflict(
-                f"position {count} is missing from the chain (found {fact.position})"
-            )
-        node = (1, leaf_hash(bytes.fromhex(fact.hash)))
-        while stack and stack[-1][0] == node[0]:
-            leaves, left = stack.pop()
-            node = (leaves * 2, node_hash(left, node[1]))
-        stack.append(node)
-        if progress is not None:
-            progress(1)
-    if count < size:
-        raise CheckpointConflict(
-            f"the ledger ends at position {count} but the checkpoint covers {size} events: "
-            f"events after {count} were cut off"
-        )
-    if not stack:
-        return EMPTY_ROOT
-    root = stack[-1][1]
-    for _, left in reversed(stack[:-1]):
-        root = node_hash(left, root)
-    return root
-
-
-def check_ledger(
-    ledger: Ledger, checkpoint: Checkpoint, progress: Callable[[int], None] | None = None
-) -> None:
+def check_ledger(ledger: Ledger, checkpoint: Checkpoint, verification: Verification) -> None:
     """Raise ``CheckpointConflict`` naming what differs unless the chain's own hashes
-    give the checkpoint's root at its size, and the stored tree agrees with them."""
-    root = chain_root(ledger, checkpoint.size, progress)
+    give the checkpoint's root at its size, and the stored tree agrees with them.
+
+    ``verification`` is ``ledger.verify(root_at=checkpoint.size)``'s intact result: the
+    root was folded from the chain hashes in the same pass that checked the chain."""
+    root = verification.root
+    if root is None:
+        raise CheckpointConflict(
+            f"the ledger ends at position {verification.events} but the checkpoint covers "
+            f"{checkpoint.size} events: events after {verification.events} were cut off"
+        )
     if root != checkpoint.root:
         raise CheckpointConflict(
             f"the Merkle root of the chain hashes of positions 1–{checkpoint.size} is "

@@ -65,20 +65,33 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 
 def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
-    """RFC 9162's MTH over leaf hashes (not leaf inputs), in O(n) with a stack of the
-    perfect subtrees seen so far (the compact range of the prefix)."""
-    if not leaf_hashes:
-        return EMPTY_ROOT
-    stack: list[bytes] = []
-    for count, leaf in enumerate(leaf_hashes, start=1):
-        stack.append(leaf)
-        # A subtree completes once per trailing zero bit of the new count.
-        done = count
+    """RFC 9162's MTH over leaf hashes (not leaf inputs), in O(n)."""
+    builder = RootBuilder()
+    for leaf in leaf_hashes:
+        builder.add(leaf)
+    return builder.root()
+
+
+class RootBuilder:
+    """RFC 9162's MTH of leaf hashes fed one at a time, in O(log n) memory: the roots of
+    the perfect subtrees seen so far (the compact range), merged as each completes.
+    What ``ledger verify --checkpoint`` folds the chain hashes into as it reads them."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.stack: list[bytes] = []
+
+    def add(self, leaf: bytes) -> None:
+        self.stack.append(leaf)
+        self.size += 1
+        done = self.size  # a subtree completes once per trailing zero bit of the count
         while done % 2 == 0:
-            right = stack.pop()
-            stack.append(node_hash(stack.pop(), right))
+            right = self.stack.pop()
+            self.stack.append(node_hash(self.stack.pop(), right))
             done //= 2
-    return fold_right(stack)
+
+    def root(self) -> bytes:
+        return fold_right(self.stack) if self.stack else EMPTY_ROOT
 
 
 def fold_right(perfect: Sequence[bytes]) -> bytes:

@@ -94,6 +94,17 @@ def test_heads_and_proofs_after_random_batches(ledger: Ledger) -> None:
     assert ledger.verify(check_tree=True).tree_checked
 
 
+def test_verify_folds_the_root_at_a_size_in_the_same_pass(ledger: Ledger) -> None:
+    append_random_batches(ledger, 70, seed=3)
+    leaves = chain_leaves(ledger)
+    for size in [0, 1, 2, 15, 16, 17, 33, 69, 70]:
+        result = ledger.verify(root_at=size)
+        assert result.intact, size
+        assert result.root == root_of(leaves[:size]), size
+    assert ledger.verify().root is None
+    assert ledger.verify(root_at=71).root is None  # the chain ends before the size
+
+
 def test_sizes_and_positions_outside_the_tree_are_refused(ledger: Ledger) -> None:
     ledger.append([make_event("health_reported") for _ in range(3)])
     with pytest.raises(InvalidInput, match="no tree of size 4: the ledger holds 3 events"):
