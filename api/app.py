@@ -607,9 +607,11 @@ def create_app(views: Views, settings: ServerSettings | None = None) -> FastAPI:
             events=[models.Stored(event_id=str(r.event_id), position=r.position, new=r.new)
                     for r in results],
         )  # fmt: skip
-        reply: dict[str, Any] = answer.model_dump()
         if receipt:
-            reply |= await run_in_threadpool(proof_routes.receipts, views.ledger, results)
+            made = await run_in_threadpool(proof_routes.receipts, views.ledger, results)
+            reply = models.Appended.model_validate(answer.model_dump() | made).model_dump()
+        else:
+            reply = answer.model_dump(exclude={"receipts", "receipt_problem"})
         return JSONResponse(reply, status_code=201 if new else 200)
 
     @app.post(

@@ -9,7 +9,7 @@ strict: no field of another type (``"3"`` or ``true`` for a number), no unknown 
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -244,12 +244,60 @@ class Stored(Response):
     new: bool
 
 
+class CheckpointAnswer(Response):
+    """A kept checkpoint: its fields, and the signed note to verify and keep."""
+
+    origin: str
+    size: int
+    root: str = Field(description="The Merkle tree root, lowercase hex.")
+    note: str = Field(description="The C2SP signed note (tlog-checkpoint).")
+
+
+class InclusionAnswer(Response):
+    """RFC 9162 §2.1.3: the event at ``position`` is leaf ``leaf_index`` of the tree of
+    the checkpoint (of size ``tree_size``)."""
+
+    type: Literal["inclusion"]
+    position: int
+    leaf_index: int
+    tree_size: int
+    chain_hash: str
+    leaf_hash: str
+    hashes: list[str]
+    checkpoint: str
+
+
+class ConsistencyAnswer(Response):
+    """RFC 9162 §2.1.4: the tree of ``new_checkpoint`` extends that of ``old_checkpoint``."""
+
+    type: Literal["consistency"]
+    old_size: int
+    new_size: int
+    hashes: list[str]
+    old_checkpoint: str
+    new_checkpoint: str
+
+
+class Receipt(InclusionAnswer):
+    """An event's inclusion proof, as ``POST /api/events?receipt=true`` answers it."""
+
+    event_id: str
+
+
 class Appended(Response):
     """What ``POST /api/events`` did: every event's position, and how many were new."""
 
     stored: int
     already_stored: int
     events: list[Stored]
+    receipts: list[Receipt] | None = Field(
+        default=None,
+        description="Only with ?receipt=true: per event, its inclusion proof against a "
+        "checkpoint signed now; null when the server cannot sign (see receipt_problem).",
+    )
+    receipt_problem: str | None = Field(
+        default=None, description="Only with ?receipt=true: why there are no receipts."
+    )
 
 
 class Body(BaseModel):

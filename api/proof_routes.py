@@ -9,53 +9,17 @@ public key alone. Never cached: a checkpoint kept meanwhile changes "the latest"
 """
 
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Query
-from pydantic import Field
 
 from api.app import ApiError, Kit
-from api.models import Response
+from api.models import CheckpointAnswer, ConsistencyAnswer, InclusionAnswer
 from api.params import MAX_NUMBER, WholeNumber
 from api.tokens import Token
 from ledger.application import Appended, Ledger
 from ledger.errors import InvalidInput, LedgerError
-
-
-class CheckpointAnswer(Response):
-    """A kept checkpoint: its fields, and the signed note to verify and keep."""
-
-    origin: str
-    size: int
-    root: str = Field(description="The Merkle tree root, lowercase hex.")
-    note: str = Field(description="The C2SP signed note (tlog-checkpoint).")
-
-
-class InclusionAnswer(Response):
-    """RFC 9162 §2.1.3: the event at ``position`` is leaf ``leaf_index`` of the tree of
-    the checkpoint (of size ``tree_size``)."""
-
-    type: Literal["inclusion"]
-    position: int
-    leaf_index: int
-    tree_size: int
-    chain_hash: str
-    leaf_hash: str
-    hashes: list[str]
-    checkpoint: str
-
-
-class ConsistencyAnswer(Response):
-    """RFC 9162 §2.1.4: the tree of ``new_checkpoint`` extends that of ``old_checkpoint``."""
-
-    type: Literal["consistency"]
-    old_size: int
-    new_size: int
-    hashes: list[str]
-    old_checkpoint: str
-    new_checkpoint: str
-
 
 Size = Annotated[int, WholeNumber, Query(ge=1, le=MAX_NUMBER, description="A tree size.")]
 NO_CHECKPOINT = "no checkpoint was made yet: run `ledger checkpoint` (or POST with ?receipt=true)"

@@ -180,6 +180,10 @@ def test_receipts(api_server: ApiServer, ledger: Ledger, signer: Signer, tmp_pat
         post_events(api_server, jsonl(event_dict("health_reported")), receipt="yes").status_code
         == 422
     )
+    schemas = httpx.get(f"{api_server.base}/openapi.json").json()["components"]["schemas"]
+    described = schemas["Appended"]["properties"]
+    assert {"receipts", "receipt_problem"} <= described.keys()
+    assert set(answer["receipts"][0]) == set(schemas["Receipt"]["properties"])
 
 
 def test_no_receipt_without_a_key(
