@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from base64 import b64encode
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -151,7 +152,8 @@ def verify(
         output.verification(result, ledger.location.display)
         if signed is not None and result.intact:
             output.console().print(
-                f"Checkpoint: size {signed.size}, root {signed.root.hex()} (signed by "
+                f"Checkpoint: size {signed.size}, root {b64encode(signed.root).decode()} "
+                "(as in its note; signed by "
                 f"{output.escape(signed.origin)}) matches the chain and the stored tree."
             )
     if problem is not None:
