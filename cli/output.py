@@ -424,9 +424,12 @@ def ingest_report(report: IngestReport) -> None:
 def verification(result: Verification, where: str) -> None:
     where = escape(where)
     if result.intact:
+        checked = (
+            "hash, position and Merkle tree node" if result.tree_checked else "hash and position"
+        )
         console().print(
-            f"[green]Intact[/green]: {result.events} events in {where}, every hash and "
-            f"position checks out.\nHead: position {result.events}, hash {result.head_hash}"
+            f"[green]Intact[/green]: {result.events} events in {where}, every {checked} "
+            f"checks out.\nHead: position {result.events}, hash {result.head_hash}"
         )
     else:
         console().print(

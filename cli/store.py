@@ -106,8 +106,11 @@ def verify(
 ) -> None:
     """Re-check the whole hash chain; exit 3 at the first row changed, deleted or inserted.
 
-    Prints the head (last position and its hash): keep it somewhere else and pass it
-    back with --anchor to prove later that nothing up to it was rewritten or cut off.
+    Every stored Merkle tree node is recomputed from the chain too, so a history
+    rewritten consistently from some position on (chain and index) but not its tree
+    fails. Prints the head (last position and its hash): keep it somewhere else and
+    pass it back with --anchor to prove later that nothing up to it was rewritten or
+    cut off, even by an intruder who rewrote the tree as well.
     Stronger: --checkpoint FILE, a checkpoint signed by `ledger checkpoint`. Its
     signature is checked, then the Merkle root of the chain hashes of its first SIZE
     positions is recomputed from the events themselves and must be the signed root,
@@ -126,6 +129,7 @@ def verify(
         result = ledger.verify(
             progress=advance,
             anchors=dict(map(_anchor, anchors)),
+            check_tree=True,
             root_at=signed.size if signed is not None else None,
         )
     problem = None if result.intact else "not checked: the chain itself fails verification"

@@ -271,10 +271,11 @@ def test_verify_checkpoint_on_an_intact_ledger(
     assert "does not verify" in forged.output
 
 
-def rewrite_from(ledger: Ledger, k: int) -> None:
+def rewrite_from(ledger: Ledger, k: int, *, rebuild_tree: bool = True) -> None:
     """Rewrite every event from position ``k`` on, with raw SQL, recompute their chain
-    hashes and index digests, and rebuild the stored Merkle tree to match: a rewrite
-    that the ledger's own tables cannot reveal (plain `ledger verify` passes)."""
+    hashes and index digests, and (``rebuild_tree``) rebuild the stored Merkle tree to
+    match: a rewrite that the ledger's own tables cannot reveal (plain `ledger verify`
+    passes)."""
     raw = RawSQL(ledger)
     facts = list(ledger.facts())
     prev = facts[k - 2].hash if k > 1 else GENESIS
@@ -297,8 +298,20 @@ def rewrite_from(ledger: Ledger, k: int) -> None:
             fact.position,
         )
         prev = new_hash
-    raw.run(f"DELETE FROM {raw.index.replace(INDEX_TABLE, MERKLE_TABLE)}")
-    ledger.build_tree()  # nothing when the ledger is smaller than the lowest level kept
+    if rebuild_tree:
+        raw.run(f"DELETE FROM {raw.index.replace(INDEX_TABLE, MERKLE_TABLE)}")
+        ledger.build_tree()  # nothing when the ledger is smaller than the lowest level kept
+
+
+def test_a_rewrite_that_leaves_the_tree_fails_plain_verify(filled: Ledger) -> None:
+    """The issue's probe: a history rewritten from some position on, chain and index
+    consistently, passed `ledger verify`; the tree written at append time catches it."""
+    fill(filled, EVENTS + 1, 40)
+    rewrite_from(filled, 20, rebuild_tree=False)
+    assert filled.verify().intact  # the chain and the index alone agree
+    result = run(filled.location.url, "verify")
+    assert result.exit_code == TAMPERED, result.output
+    assert "Merkle tree node over positions 17-32 does not match the chain" in result.output
 
 
 def test_a_rewrite_from_k_passes_verify_but_not_the_checkpoint(
@@ -330,10 +343,14 @@ def test_a_tree_changed_on_its_own_fails_the_checkpoint(
     raw = RawSQL(filled)
     merkle_table = raw.index.replace(INDEX_TABLE, MERKLE_TABLE)
     raw.run(f"UPDATE {merkle_table} SET hash = ?", bytes(32))
-    assert run(url, "verify").exit_code == 0  # the chain alone is intact
-    result = run(url, "verify", "--checkpoint", str(cp))
-    assert result.exit_code == TAMPERED, result.output
-    assert "the stored Merkle tree of size 40 has root" in result.output
+    assert filled.verify().intact  # the chain alone is intact
+    plain = run(url, "verify")  # but `ledger verify` recomputes the stored tree too
+    assert plain.exit_code == TAMPERED, plain.output
+    assert "Merkle tree node over positions 1-16 does not match the chain" in plain.output
+    assert run(url, "verify", "--checkpoint", str(cp)).exit_code == TAMPERED
+    signed = open_checkpoint(cp.read_text(), signer.verifier)
+    with pytest.raises(checkpoints.CheckpointConflict, match="stored Merkle tree of size 40"):
+        checkpoints.check_ledger(filled, signed, filled.verify(root_at=40))
 
 
 def test_a_chain_that_fails_verify_fails_with_the_checkpoint_unchecked(
