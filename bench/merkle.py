@@ -48,7 +48,9 @@ VARIANTS = {
     "tree from level 0": 0,
 }
 BASE = "without tree"
-BATCH_EVENTS = {1: 600, 100: 6_000, 1000: 20_000}
+BATCH_EVENTS = {1: 1_000, 100: 20_000, 1000: 40_000}
+"""Events per measurement: each takes about half a second or more on SQLite, so that a
+burst of load on the shared machine moves the median of the rounds less."""
 BUILD_BATCH = 10_000
 
 
