@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import click
 
 from cli import output
 from cli.errors import TAMPERED
+from cli.kafka_options import ack_timeout_option, bootstrap_option, published_topic_option
 from cli.session import Session, pass_session
-from ledger.errors import InvalidInput, UnknownName
+from ledger.errors import InvalidInput, StoreUnavailable, UnknownName
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
@@ -39,9 +40,22 @@ def read_note(path: Path) -> str:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Origin, size, root (hex) and the note.")
+@click.option("--json", "as_json", is_flag=True, help="Origin, size, root (hex), the note and "
+              "what was published.")  # fmt: skip
+@bootstrap_option(
+    "--kafka",
+    required=False,
+    envvar=None,  # LEDGER_KAFKA alone must not make every `ledger checkpoint` publish
+    help="Also publish the checkpoint to TOPIC.checkpoints on these Kafka bootstrap "
+    "servers, as `ledger publish` does (not read from LEDGER_KAFKA: pass --kafka "
+    '"$LEDGER_KAFKA").',
+)
+@published_topic_option("With --kafka: the topic `ledger publish` publishes the events to.")
+@ack_timeout_option("With --kafka: seconds the broker may take to acknowledge the checkpoint.")
 @pass_session
-def checkpoint(session: Session, as_json: bool) -> None:
+def checkpoint(
+    session: Session, as_json: bool, bootstrap: str | None, topic: str, timeout: float
+) -> None:
     """Sign the Merkle tree head of the ledger as a checkpoint, keep it and print it.
 
     The checkpoint (C2SP tlog-checkpoint: origin, tree size, base64 root) is signed as
@@ -53,10 +67,19 @@ def checkpoint(session: Session, as_json: bool) -> None:
     whether the ledger still extends it. Exit 3 (nothing signed) when the ledger no
     longer matches the newest checkpoint kept.
 
+    With --kafka it is also published next to the replica, to TOPIC.checkpoints (one
+    partition; `ledger witness` follows it), once the broker acknowledged it: key =
+    its size, value = the note. A checkpoint that large published already (by an
+    earlier run or `ledger publish`) is not sent again. When it cannot be published
+    (broker unreachable, topic missing, no acknowledgement in --timeout) the command
+    exits non-zero, and the checkpoint stays kept: the next `ledger checkpoint --kafka`
+    or `ledger publish` publishes it.
+
     \b
     Example:
       LEDGER_CHECKPOINT_KEY=/etc/deploy-ledger/checkpoint.key ledger checkpoint > cp.txt
       ledger checkpoint --json
+      ledger checkpoint --kafka kafka1:9092,kafka2:9092 --topic ledger.events
     """
     from ledger.checkpoint import load_signer
     from ledger.checkpoints import CheckpointConflict, issue, parse_unverified
@@ -67,13 +90,58 @@ def checkpoint(session: Session, as_json: bool) -> None:
         note = issue(ledger, signer)
     except CheckpointConflict as error:
         raise tampered(error) from None
+    kept = parse_unverified(note)
+    published: dict[str, Any] | None = None
+    failure: tuple[int, list[str]] | None = None
+    if bootstrap is not None:
+        published, failure = _publish(session, ledger, kept.size, bootstrap, topic, timeout)
     if as_json:
-        kept = parse_unverified(note)
         output.print_json(
-            {"origin": kept.origin, "size": kept.size, "root": kept.root.hex(), "note": note}
-        )
+            {"origin": kept.origin, "size": kept.size, "root": kept.root.hex(), "note": note,
+             "published": published}
+        )  # fmt: skip
     else:
         sys.stdout.write(note)
+    if failure is not None:
+        code, lines = failure
+        for line in lines:
+            output.error_console().print(line, markup=False, highlight=False)
+        raise click.exceptions.Exit(code)
+
+
+def _publish(
+    session: Session, ledger: Ledger, size: int, bootstrap: str, topic: str, timeout: float
+) -> tuple[dict[str, Any] | None, tuple[int, list[str]] | None]:
+    """Publish the latest kept checkpoint (``ledger checkpoint --kafka``): what was
+    published (topic and size; ``None`` when it was already), said on standard error,
+    or the exit code and the lines that say why it was not."""
+    from kafka.errors import KafkaError
+
+    from cli.errors import explain
+    from collectors.publish import PublishSettings, checkpoints_topic, publish_checkpoint
+
+    settings = PublishSettings(bootstrap=bootstrap, topic=topic, timeout=timeout)
+    checkpoints = checkpoints_topic(topic)
+    say = output.error_console().print
+    try:
+        sent = publish_checkpoint(ledger, settings)
+    except (InvalidInput, StoreUnavailable, KafkaError, OSError) as error:
+        if session.debug:
+            raise
+        code, lines = explain(error)
+        lines.append(
+            f"  The checkpoint of size {size} was signed and kept, not published: the next "
+            f"`ledger checkpoint --kafka` or `ledger publish` publishes it to {checkpoints}."
+        )
+        return None, (code, lines)
+    if sent is None:
+        say(f"The checkpoint of size {size} was published already (the ledger keeps the "
+            f"position, shared with `ledger publish`): nothing was sent to {checkpoints}.",
+            markup=False, highlight=False)  # fmt: skip
+        return None, None
+    say(f"Published the checkpoint of size {sent} to {checkpoints} on {bootstrap}.",
+        markup=False, highlight=False)  # fmt: skip
+    return {"topic": checkpoints, "size": sent}, None
 
 
 @click.group()

@@ -5,45 +5,28 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 
 from cli.collect import checkpoint_maker, checkpoint_options, log_to_stderr, stopper
+from cli.kafka_options import ack_timeout_option, bootstrap_option, published_topic_option
 from cli.session import Session, pass_session
 from collectors.publish import CheckpointPublisher, Publisher, PublishSettings, checkpoints_topic
 from collectors.run import Collector, run
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def bootstrap_option(flag: str, *, required: bool = True) -> Callable[[F], F]:
-    """The Kafka bootstrap servers, as ``flag`` or LEDGER_KAFKA (publish, restore,
-    ingest, agent)."""
-    return click.option(
-        flag,
-        "bootstrap",
-        required=required,
-        envvar="LEDGER_KAFKA",
-        metavar="HOST:PORT[,…]",
-        help="Kafka bootstrap servers (env: LEDGER_KAFKA).",
-    )
+# bootstrap_option moved to cli.kafka_options; the commands that import it from here
+# (restore, ingest, doctor, agent, witness) keep working.
+__all__ = ["bootstrap_option", "publish"]
 
 
 @click.command()
 @bootstrap_option("--kafka")
-@click.option(
-    "--topic", default="ledger.events", show_default=True, help="The topic to publish to."
-)
+@published_topic_option("The topic to publish to.")
 @click.option(
     "--batch", type=click.IntRange(1, 100_000), default=1000, show_default=True,
     help="Events per batch: sent, acknowledged, then confirmed together.",
 )  # fmt: skip
-@click.option(
-    "--timeout", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
-    help="Seconds a batch may wait for the broker's acknowledgements before a retry.",
-)  # fmt: skip
+@ack_timeout_option("Seconds a batch may wait for the broker's acknowledgements before a retry.")
 @click.option(
     "--poll-interval", type=click.FloatRange(0.01, 60), default=0.5, show_default=True,
     help="Seconds between looks at the ledger when there is nothing new.",

@@ -123,7 +123,8 @@ def inclusion(proof_file: IO[bytes], keys: tuple[str, ...], as_json: bool) -> No
     \b
     Example:
       ledger verify-proof inclusion receipt.json --key ledger.example.org/production+…
-      curl -s …/api/proof/inclusion/1234 | ledger verify-proof inclusion - --json
+      curl -s -H "Authorization: Bearer $TOKEN" '…/api/proof/inclusion?position=1234' \\
+        | ledger verify-proof inclusion - --json
     """
     from ledger.checkpoint import check_inclusion
 

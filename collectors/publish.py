@@ -22,6 +22,8 @@ or ``--checkpoint-interval`` the publisher also signs the tree head now and then
 keeps it in the ledger's database; every kept checkpoint (the latest, when several
 were made in between) goes to the companion topic ``<topic>.checkpoints`` (one
 partition), where witnesses (``collectors.witness``) check each against the last.
+``ledger checkpoint --kafka`` publishes the one it signs the same way, at once
+(``publish_checkpoint``), under the same position: nothing is published twice.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from eventsourcing.persistence import Tracking
 
 from collectors.follower import Follower, tracking_name
 from collectors.kafka_client import (
+    KafkaUnavailable,
     MissingTopic,
     create_topic_command,
     open_producer,
@@ -83,6 +86,43 @@ def headers_of(fact: Fact, chain_hash: str) -> list[tuple[str, bytes]]:
     ]
 
 
+class ProducerSession:
+    """The idempotent producer a publisher sends through, from its first send until a
+    send fails or the publisher closes.
+
+    Idempotence (no duplicates, no reordering on retries) holds within one producer
+    session only. So after a failed send the session is dropped: closed at once, so
+    records still queued in it never go out after the ones the next attempt sends,
+    which a new session (opened on the next send) carries.
+    """
+
+    def __init__(self, settings: PublishSettings, client_id: str) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.producer: Any = None
+
+    def open(self) -> Any:
+        """The producer, opened now if there is none."""
+        if self.producer is None:
+            self.producer = open_producer(
+                self.settings.bootstrap, client_id=self.client_id, timeout=self.settings.timeout
+            )
+        return self.producer
+
+    def drop(self) -> None:
+        """Close the producer at once, discarding what it still holds (after a failure)."""
+        self._close(timeout=0)
+
+    def close(self) -> None:
+        """Close the producer, giving what it still holds the timeout to go out."""
+        self._close(timeout=self.settings.timeout)
+
+    def _close(self, timeout: float) -> None:
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            producer.close(timeout=timeout)
+
+
 class Publisher:
     """Follows the ledger from its own position (``Collector/kafka``) to a Kafka topic."""
 
@@ -93,7 +133,7 @@ class Publisher:
         self.settings = settings
         self.follower = Follower(ledger, self.name, batch=settings.batch)
         self.position = self.follower.position()
-        self.producer: Any = None
+        self.session = ProducerSession(settings, settings.client_id)
         self.ahead: Batch | None = None
         """The batch after the one in flight, read while the broker acknowledged it."""
 
@@ -104,18 +144,10 @@ class Publisher:
         self.ahead = None
         if not facts:
             return False
-        if self.producer is None:
-            self.producer = open_producer(
-                self.settings.bootstrap,
-                client_id=self.settings.client_id,
-                timeout=self.settings.timeout,
-            )
         try:
             ahead = self.publish(facts, hashes)
         except BaseException:
-            # Records still queued in this producer must not go out after the ones the
-            # next attempt sends: drop the producer, start the next attempt afresh.
-            self.drop_producer()
+            self.session.drop()  # the next attempt starts afresh (see ProducerSession)
             raise
         self.follower.confirm(facts[-1].notification_id)
         self.position = facts[-1].notification_id
@@ -131,26 +163,20 @@ class Publisher:
     def publish(self, facts: Sequence[Fact], hashes: Sequence[str]) -> Batch:
         """Send the batch and wait until the broker acknowledged all of it; meanwhile,
         read the batch after it (returned), so reading overlaps the round trips."""
-        topic, send = self.settings.topic, self.producer.send
+        producer = self.session.open()
+        topic, send = self.settings.topic, producer.send
         futures = [
             send(topic, key=record_key(fact.event), value=orjson.dumps(fact.event),
                  headers=headers_of(fact, chain_hash))
             for fact, chain_hash in zip(facts, hashes, strict=True)
         ]  # fmt: skip
         ahead = self.read(after=facts[-1].notification_id)
-        wait_for_acks(self.producer, futures, self.settings.timeout)
+        wait_for_acks(producer, futures, self.settings.timeout)
         log.debug("kafka: published positions %d-%d", facts[0].position, facts[-1].position)
         return ahead
 
-    def drop_producer(self) -> None:
-        if self.producer is not None:
-            producer, self.producer = self.producer, None
-            producer.close(timeout=0)
-
     def close(self) -> None:
-        if self.producer is not None:
-            producer, self.producer = self.producer, None
-            producer.close(timeout=self.settings.timeout)
+        self.session.close()
         self.follower.close()
 
 
@@ -237,7 +263,7 @@ class CheckpointPublisher:
         self.topic = checkpoints_topic(settings.topic)
         self.store = open_views(ledger.location)
         self.tracking = tracking_name(self.name)
-        self.producer: Any = None
+        self.session = ProducerSession(settings, f"{settings.client_id}-checkpoints")
 
     def published(self) -> int:
         """The size of the last checkpoint the broker acknowledged (0: none yet)."""
@@ -253,22 +279,18 @@ class CheckpointPublisher:
         size = checkpoint.size
         if size <= self.published():
             return False
-        if self.producer is None:
+        if self.session.producer is None:
             self.require_topic()
-            self.producer = open_producer(
-                self.settings.bootstrap,
-                client_id=f"{self.settings.client_id}-checkpoints",
-                timeout=self.settings.timeout,
-            )
+        producer = self.session.open()
         origin = checkpoint.origin
         try:
-            future = self.producer.send(
+            future = producer.send(
                 self.topic, key=str(size).encode(), value=note.encode(),
                 headers=[(SIZE_HEADER, str(size).encode()), (ORIGIN_HEADER, origin.encode())],
             )  # fmt: skip
-            wait_for_acks(self.producer, [future], self.settings.timeout)
+            wait_for_acks(producer, [future], self.settings.timeout)
         except BaseException:
-            self.drop_producer()
+            self.session.drop()
             raise
         with self.store.transaction(commit=True) as tx:
             self.store.track(tx, Tracking(self.tracking, size))
@@ -280,32 +302,52 @@ class CheckpointPublisher:
         checkpoints topic does not exist: a send to it would block for the whole
         timeout on a broker that does not create topics, and hold up the events."""
         from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
 
-        require_reachable(self.settings.bootstrap)
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap.split(","),
-            client_id=f"{self.settings.client_id}-checkpoints",
-            allow_auto_create_topics=False,
-        )
+        bootstrap, timeout = self.settings.bootstrap, self.settings.timeout
+        require_reachable(bootstrap)
+        timeout_ms = max(1000, int(timeout * 1000))
         try:
-            require_topics(consumer, [self.topic], self.settings.bootstrap)
+            # A broker that accepts connections but never answers: give up after the
+            # timeout, not after kafka-python's own 30 s.
+            consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap.split(","),
+                client_id=f"{self.settings.client_id}-checkpoints",
+                allow_auto_create_topics=False,
+                bootstrap_timeout_ms=timeout_ms,
+                request_timeout_ms=timeout_ms,
+            )
+        except KafkaError as error:
+            raise KafkaUnavailable(
+                f"Kafka at {bootstrap} did not answer in {timeout:g} s ({error})"
+            ) from error
+        try:
+            require_topics(consumer, [self.topic], bootstrap)
         except MissingTopic:
-            command = create_topic_command(self.settings.bootstrap, self.topic)
+            command = create_topic_command(bootstrap, self.topic)
             raise MissingTopic(
-                f"there is no topic {self.topic!r} on {self.settings.bootstrap} for the "
+                f"there is no topic {self.topic!r} on {bootstrap} for the "
                 "checkpoints: create it with ONE partition (witnesses read them in order), "
                 f"for example {command.replace('--partitions 6', '--partitions 1')}"
             ) from None
         finally:
             consumer.close()
 
-    def drop_producer(self) -> None:
-        if self.producer is not None:
-            producer, self.producer = self.producer, None
-            producer.close(timeout=0)
-
     def close(self) -> None:
-        if self.producer is not None:
-            producer, self.producer = self.producer, None
-            producer.close(timeout=self.settings.timeout)
+        self.session.close()
         self.store.datastore.close()
+
+
+def publish_checkpoint(ledger: Ledger, settings: PublishSettings) -> int | None:
+    """Publish the latest kept checkpoint to the checkpoints topic now, once, confirmed
+    (``ledger checkpoint --kafka``): its size, or ``None`` when a checkpoint that large
+    was published already (by this, or by ``ledger publish``: one position for both).
+
+    Raises ``MissingTopic``, ``KafkaUnavailable`` or a ``KafkaError`` when it could not
+    be published; the checkpoint stays kept, and the next publish sends it.
+    """
+    publisher = CheckpointPublisher(ledger, settings)
+    try:
+        return publisher.published() if publisher.step() else None
+    finally:
+        publisher.close()
