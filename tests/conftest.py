@@ -71,6 +71,28 @@ def ledger_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("sqlite_url"))
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def module_ledger_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The URL of an empty, not yet initialised ledger shared by a module's tests, on each
+    backend in turn: for a module whose tests only read what one set-up recorded and
+    check that they changed nothing (a ledger and a server per test cost their set-up
+    and tear-down each time)."""
+    if request.param == "sqlite":
+        yield str(tmp_path_factory.mktemp("module-ledger") / "ledger.db")
+        return
+    server_url = str(request.getfixturevalue("postgres_server_url"))
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield with_query(server_url, schema=schema)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
     app = Ledger(locate(ledger_url), create=True)

@@ -14,26 +14,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page
 
 from ledger.application import Ledger
 from ledger.store import locate
-from projections.runner import Views
-from tests.e2e.test_dashboard import (
-    WAIT_MS,
-    api_get,
-    demo_ledger,  # noqa: F401 (a fixture)
-    open_page,
-    page_fixture,  # noqa: F401 (the `page` fixture)
-)
-from tests.factories import make_event
+from tests.e2e.ledgers import ADVISORY
+from tests.e2e.pages import api_get, open_page, open_route
 from tests.services.api import ApiServer, serve
 from tests.services.browser import screenshot_dir
 from tests.story import api_upgrade, minute
 
 WIDTHS = [390, 1600]
 MAX_ROWS = 400  # charts.js: moments drawn and tabled at most
-ADVISORY = "CVE-2015-0001"
 
 # A wide panel at the top of the dashboard, the chart drawn into an empty <div> in it as a
 # page would; answers what the browser drew, or the refusal's status and message.
@@ -82,36 +74,6 @@ DRAW = """async ({fn, options}) => {
       || document.documentElement.scrollWidth > document.documentElement.clientWidth + 1,
   };
 }"""
-
-
-@pytest.fixture(scope="module")
-def chart_ledger(demo_ledger: Path) -> Path:  # noqa: F811
-    """The demo fleet and an advisory affecting its older openssl builds."""
-    ledger = Ledger(locate(str(demo_ledger)))
-    try:
-        ledger.append([make_event(
-            "advisory_recorded", advisory_id=ADVISORY, aliases=[], unmatched=[],
-            affected=[{"ecosystem": "cpe", "name": "openssl", "vendor": "openssl",
-                       "bounds": [{"start": "1.0.1", "end": "1.0.2e"}]}],
-        )])  # fmt: skip
-        Views(ledger).catch_up()
-    finally:
-        ledger.close()
-    return demo_ledger
-
-
-@pytest.fixture(scope="module")
-def chart_server(chart_ledger: Path) -> Iterator[ApiServer]:
-    yield from serve(str(chart_ledger))
-
-
-def open_dashboard(page: Page, server: ApiServer) -> None:
-    """The dashboard with a reader's token, once it is live: the charts need its modules
-    and its token, not its fleet panels (test_dashboard.py's ``open_dashboard`` also
-    waits for those, which are not what is tested here)."""
-    page.goto(f"{server.base}/#token={server.tokens['reader']}")
-    expect(page.locator("#dashboard")).to_be_visible(timeout=WAIT_MS)
-    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
 
 
 def draw(page: Page, fn: str, **options: Any) -> dict[str, Any]:
@@ -181,9 +143,9 @@ def chart_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Pag
         yield page
 
 
-def test_versions_over_time(chart_page: Page, chart_server: ApiServer) -> None:
-    open_dashboard(chart_page, chart_server)
-    answer = api_get(chart_server, "/api/where/timeline", name="openssl", env="production")
+def test_versions_over_time(chart_page: Page, demo_server: ApiServer) -> None:
+    open_route(chart_page, demo_server)
+    answer = api_get(demo_server, "/api/where/timeline", name="openssl", env="production")
     drawn = draw(chart_page, "renderVersionsOverTime", name="openssl", env="production")
     fits(drawn)
     check_stacked(drawn, answer["changes"], lambda c: f"{c['env']}\u0000{c['version']}")
@@ -208,7 +170,7 @@ def story_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer
 
 def test_a_version_gone_is_named_with_its_last_day(page: Page, story_server: ApiServer) -> None:
     """The issue's caption: "openssl 1.0.1p gone from production on …"."""
-    open_dashboard(page, story_server)
+    open_route(page, story_server)
     drawn = draw(page, "renderVersionsOverTime", name="openssl")
     fits(drawn)
     assert drawn["caption"] == f"openssl 1.0.1p gone from production on {minute(18):%Y-%m-%d}"
@@ -217,9 +179,9 @@ def test_a_version_gone_is_named_with_its_last_day(page: Page, story_server: Api
     assert drawn["legend"] == ["1.0.1p (production)", "1.0.2d (production)"]
 
 
-def test_exposure_over_time(chart_page: Page, chart_server: ApiServer) -> None:
-    open_dashboard(chart_page, chart_server)
-    answer = api_get(chart_server, "/api/exposure/timeline", id=ADVISORY)
+def test_exposure_over_time(chart_page: Page, demo_server: ApiServer) -> None:
+    open_route(chart_page, demo_server)
+    answer = api_get(demo_server, "/api/exposure/timeline", id=ADVISORY)
     assert answer["changes"], "the advisory covers the demo's older openssl"
     drawn = draw(chart_page, "renderExposureOverTime", id=ADVISORY)
     fits(drawn)
@@ -285,18 +247,18 @@ def check_rollout(drawn: dict[str, Any], answer: dict[str, Any], env: str, numbe
     assert f"#/generation/{env}/{number}" in drawn["links"]
 
 
-def test_rollout(chart_page: Page, chart_server: ApiServer) -> None:
+def test_rollout(chart_page: Page, demo_server: ApiServer) -> None:
     """A generation whose activation failed, and the first one of production: every
     placement of the fleet activated, thousands of changes (drawn thinned)."""
-    open_dashboard(chart_page, chart_server)
-    failed = api_get(chart_server, "/api/failures", kind="activation_failed", limit=1)["items"]
+    open_route(chart_page, demo_server)
+    failed = api_get(demo_server, "/api/failures", kind="activation_failed", limit=1)["items"]
     assert failed, "the demo has failed activations"
     width = chart_page.viewport_size["width"]  # type: ignore[index]
     for name, env, number in [
         ("rollout-failed", failed[0]["env"], failed[0]["generation"]),
         ("rollout", "production", 1),
     ]:
-        answer = api_get(chart_server, f"/api/generations/{number}/rollout", env=env)
+        answer = api_get(demo_server, f"/api/generations/{number}/rollout", env=env)
         drawn = draw(chart_page, "renderRollout", env=env, number=number)
         fits(drawn)
         check_rollout(drawn, answer, env, number)
@@ -307,14 +269,14 @@ def test_rollout(chart_page: Page, chart_server: ApiServer) -> None:
 
 
 def test_a_rollout_is_measured_against_what_it_changes(
-    chart_page: Page, chart_server: ApiServer, chart_ledger: Path
+    chart_page: Page, demo_server: ApiServer, demo_ledger: Path
 ) -> None:
     """Production's generation 25 changes a few dozen of its 1,368 placements (its parent's
     manifest read from the raw events): the caption counts those, and the scale fits them
     rather than the whole manifest."""
-    open_dashboard(chart_page, chart_server)
-    changing = changing_in_raw_events(chart_ledger, "production", 25)
-    answer = api_get(chart_server, "/api/generations/25/rollout", env="production")
+    open_route(chart_page, demo_server)
+    changing = changing_in_raw_events(demo_ledger, "production", 25)
+    answer = api_get(demo_server, "/api/generations/25/rollout", env="production")
     assert answer["changing"] == changing
     assert 0 < changing < answer["placements"] // 2, "the demo's gen 25 changes a few"
     last = answer["steps"][-1]
@@ -330,9 +292,9 @@ def test_a_rollout_is_measured_against_what_it_changes(
     shot(chart_page, "rollout-changes", chart_page.viewport_size["width"])  # type: ignore[index]
 
 
-def test_dora_over_time(chart_page: Page, chart_server: ApiServer) -> None:
-    open_dashboard(chart_page, chart_server)
-    answer = api_get(chart_server, "/api/metrics/timeline", env="production", bucket="week")
+def test_dora_over_time(chart_page: Page, demo_server: ApiServer) -> None:
+    open_route(chart_page, demo_server)
+    answer = api_get(demo_server, "/api/metrics/timeline", env="production", bucket="week")
     drawn = draw(chart_page, "renderDoraOverTime", env="production")
     fits(drawn)
     fields = ("deployments", "lead_time_hours", "change_failure_rate", "time_to_restore_hours")
@@ -348,8 +310,8 @@ def test_dora_over_time(chart_page: Page, chart_server: ApiServer) -> None:
     shot(chart_page, "dora", chart_page.viewport_size["width"])  # type: ignore[index]
 
 
-def test_a_refused_request_is_an_api_error(page: Page, chart_server: ApiServer) -> None:
-    open_dashboard(page, chart_server)
+def test_a_refused_request_is_an_api_error(page: Page, demo_server: ApiServer) -> None:
+    open_route(page, demo_server)
     cases: list[tuple[str, dict[str, Any], int]] = [
         ("renderRollout", {"env": "production", "number": 99_999}, 404),
         ("renderVersionsOverTime", {"name": "no-such-package"}, 404),
@@ -363,10 +325,10 @@ def test_a_refused_request_is_an_api_error(page: Page, chart_server: ApiServer) 
         assert drawn["status"] == status, (fn, drawn)
 
 
-def test_every_chart_request_goes_to_the_server(page: Page, chart_server: ApiServer) -> None:
+def test_every_chart_request_goes_to_the_server(page: Page, demo_server: ApiServer) -> None:
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
-    open_dashboard(page, chart_server)
+    open_route(page, demo_server)
     draw(page, "renderVersionsOverTime", name="openssl")
     draw(page, "renderExposureOverTime", id=ADVISORY)
     draw(page, "renderRollout", env="production", number=3)
@@ -374,5 +336,5 @@ def test_every_chart_request_goes_to_the_server(page: Page, chart_server: ApiSer
     paths = {urlsplit(url).path for url in requests}
     assert {"/charts.js", "/charts/svg.js", "/api/where/timeline", "/api/exposure/timeline",
             "/api/generations/3/rollout", "/api/metrics/timeline"} <= paths  # fmt: skip
-    origin = urlsplit(chart_server.base)
+    origin = urlsplit(demo_server.base)
     assert all(urlsplit(url)[:2] == origin[:2] for url in requests)

@@ -4,117 +4,35 @@ them, the audit search answering as ``projections.queries.where_counts`` does, l
 updates from the event stream, the token form, anonymous reads, and no request to any
 other host.
 
+The demo ledger and its server are the e2e package's (``conftest.py``), shared with the
+other modules' tests that only read; the test that appends an event has a copy of its own.
+
 Screenshots are written to the artifacts directory (``tests.services.browser``).
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
-from api.app import ServerSettings
-from ledger.application import Ledger, numbered_batches
-from ledger.demo import demo_fleet
-from ledger.store import locate
 from projections.queries import where_counts
-from projections.runner import Views
 from projections.versions import parse_range
-from tests.services.api import ApiServer, serve
+from tests.e2e.pages import api_get, open_dashboard, open_page
+from tests.services.api import ApiServer
 from tests.services.browser import screenshot_dir
 
-# The browser once per session, whichever e2e modules run (a fixture imported into each
-# module would be one per module: a second Playwright in the same thread fails).
-
-WAIT_MS = 15_000
-"""How long a wait for the page may take (generous: a wait, never a timing assert)."""
-VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 HEALTH_LEVELS = {"ok": 1, "warning": 2, "critical": 3}
 HEALTH_NAMES = ["unknown", "ok", "warning", "critical"]
 
-expect.set_options(timeout=WAIT_MS)
 
-
-# --- the ledger, the servers, the pages ------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite ledger holding the demo fleet (as ``ledger demo`` records it), with its
-    views built; and a copy of it next to it (``spare.db``), taken before any server
-    added its tokens, for a second server."""
-    path = tmp_path_factory.mktemp("dashboard") / "ledger.db"
-    ledger = Ledger(locate(str(path)), create=True)
-    try:
-        for batch in numbered_batches(demo_fleet(), 2000):
-            ledger.append([event for _, event in batch], source="demo")
-        Views(ledger).catch_up()
-    finally:
-        ledger.close()
-    with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(spare(path))) as copy:
-        source.backup(copy)
-    return path
-
-
-def spare(path: Path) -> Path:
-    return path.with_name("spare.db")
-
-
-@pytest.fixture(scope="module")
-def server(demo_ledger: Path) -> Iterator[ApiServer]:
-    yield from serve(str(demo_ledger))
-
-
-@pytest.fixture(scope="module")
-def anonymous_server(demo_ledger: Path) -> Iterator[ApiServer]:
-    """A server with ``--allow-anonymous-read``, on the demo ledger's copy."""
-    settings = ServerSettings(stream_interval=0.05, allow_anonymous_read=True)
-    yield from serve(str(spare(demo_ledger)), settings)
-
-
-@contextmanager
-def open_page(
-    browser: Browser, viewport: ViewportSize = VIEWPORT, **options: Any
-) -> Iterator[Page]:
-    """A page in a fresh context (its own sessionStorage; ``options`` for
-    ``new_context``, a locale or a time zone); uncaught script errors and dialogs fail the
-    test."""
-    context = browser.new_context(viewport=viewport, **options)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
-    page.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert not problems, problems
-
-
-@pytest.fixture(name="page")
-def page_fixture(browser: Browser) -> Iterator[Page]:
-    with open_page(browser) as page:
-        yield page
-
-
-def open_dashboard(page: Page, server: ApiServer, role: str = "reader") -> None:
-    """The dashboard with a token given in the URL fragment, once its panels are in."""
-    page.goto(f"{server.base}/#token={server.tokens[role]}")
-    expect(page.locator("#dashboard")).to_be_visible()
-    expect(page.locator("#topology .host").first).to_be_visible()
-    expect(page.locator("#failures tbody tr").first).to_be_visible()
-    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+# --- the pages -------------------------------------------------------------------------
 
 
 def shot(page: Page, name: str, selector: str | None = None) -> None:
@@ -126,14 +44,6 @@ def shot(page: Page, name: str, selector: str | None = None) -> None:
 
 
 # --- the API, as the expectations' source ----------------------------------------------
-
-
-def api_get(server: ApiServer, path: str, **params: object) -> Any:
-    response = httpx.get(
-        f"{server.base}{path}", params=cast(Any, params), headers=server.headers("reader")
-    )
-    response.raise_for_status()
-    return response.json()
 
 
 def all_pages(server: ApiServer, path: str) -> list[dict[str, Any]]:
@@ -176,17 +86,17 @@ def expected_hosts(placements: list[dict[str, Any]]) -> dict[str, tuple[str, int
 # --- the tests -------------------------------------------------------------------------
 
 
-def test_overview_shows_topology_tree_and_failures(page: Page, server: ApiServer) -> None:
-    open_dashboard(page, server)
+def test_overview_shows_topology_tree_and_failures(page: Page, demo_server: ApiServer) -> None:
+    open_dashboard(page, demo_server)
     assert "token" not in page.url, "the token stays out of the address bar"
-    status = api_get(server, "/api/status")
+    status = api_get(demo_server, "/api/status")
     assert len(status["envs"]) == 2
     expect(page.locator("#whoami")).to_contain_text("test-reader")
     expect(page.locator("#head")).to_have_attribute("data-position", str(status["head"]))
 
     # Topology: a tile per host of each env, coloured by its worst health, grouped by
     # the generation of its newest placement.
-    placements = all_pages(server, "/api/topology")
+    placements = all_pages(demo_server, "/api/topology")
     hosts = expected_hosts(placements)
     expect(page.locator("#topology .host")).to_have_count(len(hosts))
     for env in status["envs"]:
@@ -204,7 +114,7 @@ def test_overview_shows_topology_tree_and_failures(page: Page, server: ApiServer
 
     # The generation tree: every generation, the rollbacks with their targets, the
     # failed ones with their failure, the tags.
-    generations = flatten(api_get(server, "/api/generations/tree"))
+    generations = flatten(api_get(demo_server, "/api/generations/tree"))
     expect(page.locator("#tree li.gen")).to_have_count(len(generations))
     rollbacks = [g for g in generations if g["reason"] == "rollback"]
     failed = [g for g in generations if g["failure"]]
@@ -223,7 +133,7 @@ def test_overview_shows_topology_tree_and_failures(page: Page, server: ApiServer
 
     # The latest failed activations, newest first.
     failures = api_get(
-        server, "/api/failures", kind="activation_failed", newest_first="true", limit=20
+        demo_server, "/api/failures", kind="activation_failed", newest_first="true", limit=20
     )["items"]
     assert failures
     rows = page.locator("#failures tbody tr")
@@ -287,12 +197,12 @@ def ask(
     expect(page.locator("#page")).to_have_attribute("data-state", "done")
 
 
-def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> None:
-    open_dashboard(page, server)
+def test_audit_search_answers_as_the_views(page: Page, demo_server: ApiServer) -> None:
+    open_dashboard(page, demo_server)
     expect(page.locator("#where-result")).to_have_attribute("data-state", "done")
 
     # A moment between two generations of the demo's history, to the minute.
-    generations = api_get(server, "/api/generations", env="production", limit=1000)["items"]
+    generations = api_get(demo_server, "/api/generations", env="production", limit=1000)["items"]
     middle = len(generations) // 2
     done = datetime.fromisoformat(generations[middle]["finished_at"])
     following = datetime.fromisoformat(generations[middle + 1]["planned_at"])
@@ -303,7 +213,7 @@ def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> Non
     at_input = moment.strftime("%Y-%m-%dT%H:%M")  # no seconds, no Z: read as UTC
 
     def expected(**kwargs: Any) -> list[dict[str, Any]]:
-        rows = where_counts(server.views, "openssl", at=moment, **kwargs)
+        rows = where_counts(demo_server.views, "openssl", at=moment, **kwargs)
         return [{k: row[k] for k in ("env", "version", "hosts", "services")} for row in rows]
 
     everything = expected()
@@ -331,8 +241,8 @@ def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> Non
     # A range the API refuses: its message is shown, and no stale answer.
     bad = ">=1.0.1,<<1.0.2"
     refused = httpx.get(
-        f"{server.base}/api/where", params={"name": "openssl", "range": bad},
-        headers=server.headers("reader"),
+        f"{demo_server.base}/api/where", params={"name": "openssl", "range": bad},
+        headers=demo_server.headers("reader"),
     )  # fmt: skip
     assert refused.status_code == 422
     ask(page, "openssl", bad)
@@ -349,7 +259,10 @@ def test_audit_search_answers_as_the_views(page: Page, server: ApiServer) -> Non
     assert summary_rows(page) == staging
 
 
-def test_a_new_failed_activation_shows_without_a_reload(page: Page, server: ApiServer) -> None:
+def test_a_new_failed_activation_shows_without_a_reload(
+    page: Page, writable_demo_server: ApiServer
+) -> None:
+    server = writable_demo_server  # a ledger of the module's own: this test appends
     open_dashboard(page, server)
     head = int(page.locator("#head").get_attribute("data-position") or 0)
     page.evaluate("window.e2eNotReloaded = true")
@@ -381,24 +294,24 @@ def test_a_new_failed_activation_shows_without_a_reload(page: Page, server: ApiS
 
 
 def test_token_form_and_anonymous_reads(
-    browser: Browser, server: ApiServer, anonymous_server: ApiServer
+    browser: Browser, demo_server: ApiServer, anonymous_server: ApiServer
 ) -> None:
     with open_page(browser) as page:
-        page.goto(f"{server.base}/")
+        page.goto(f"{demo_server.base}/")
         expect(page.locator("#token-form")).to_be_visible()
         expect(page.locator("#dashboard")).to_be_hidden()
         expect(page.locator("#topology .host")).to_have_count(0)
         expect(page.locator("#failures tbody tr")).to_have_count(0)
         shot(page, "token-form")
 
-        page.fill("#token-input", server.tokens["reader"])
+        page.fill("#token-input", demo_server.tokens["reader"])
         page.click("#token-form button[type=submit]")
         expect(page.locator("#token-form")).to_be_hidden()
         expect(page.locator("#topology .host").first).to_be_visible()
         expect(page.locator("#whoami")).to_contain_text("test-reader")
 
     with open_page(browser) as page:
-        page.goto(f"{server.base}/#token=not-a-token")
+        page.goto(f"{demo_server.base}/#token=not-a-token")
         expect(page.locator("#token-form")).to_be_visible()
         expect(page.locator("#token-message")).to_contain_text("not valid")
         expect(page.locator("#topology .host")).to_have_count(0)
@@ -412,15 +325,15 @@ def test_token_form_and_anonymous_reads(
         shot(page, "anonymous")
 
 
-def test_every_request_goes_to_the_server(page: Page, server: ApiServer) -> None:
+def test_every_request_goes_to_the_server(page: Page, demo_server: ApiServer) -> None:
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
-    open_dashboard(page, server)
+    open_dashboard(page, demo_server)
     expect(page.locator("#where-result")).to_have_attribute("data-state", "done")
     page.click("#where-more")
     expect(page.locator("#where-shown")).to_contain_text("51–100")
 
-    origin = urlsplit(server.base)
+    origin = urlsplit(demo_server.base)
     paths = {urlsplit(url).path for url in requests}
     assert {"/", "/app.js", "/style.css", "/api/status", "/api/topology/summary", "/api/stream",
             "/api/where"} <= paths  # fmt: skip
@@ -461,34 +374,34 @@ def afternoon_between_generations(server: ApiServer) -> datetime:
     raise AssertionError("the demo history has no afternoon between two generations")
 
 
-def test_the_at_field_takes_24_hour_utc_times_and_dates(page: Page, server: ApiServer) -> None:
+def test_the_at_field_takes_24_hour_utc_times_and_dates(page: Page, demo_server: ApiServer) -> None:
     requests: list[str] = []
     page.on("request", lambda request: requests.append(urlsplit(request.url).path))
-    open_dashboard(page, server)
+    open_dashboard(page, demo_server)
     expect(page.locator("#where-result")).to_have_attribute("data-state", "done")
     at_field = page.locator("#where-at")
     expect(at_field).to_have_attribute("type", "text")
     expect(at_field).to_have_attribute("pattern", re.compile(r"\S"))
     expect(page.get_by_label("at (UTC, 24-hour)")).to_have_count(1)
 
-    moment = afternoon_between_generations(server)
+    moment = afternoon_between_generations(demo_server)
     at_text = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     ask(page, "openssl", at=at_text)
     expect(audit(page, "where-error")).to_be_hidden()
     at_field = page.locator(f"{SHOWN} form.where-form [name=at]")
-    expected = summary_from_api(server, at=at_text)
+    expected = summary_from_api(demo_server, at=at_text)
     assert expected
     assert summary_rows(page) == expected
     # The moment tells the clocks apart: read on a 12-hour clock, the answer differs.
     morning = (moment - timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert summary_rows(page) != summary_from_api(server, at=morning)
+    assert summary_rows(page) != summary_from_api(demo_server, at=morning)
     expect(audit(page, "caption")).to_contain_text(f"at {at_text}")
     expect(at_field).to_have_attribute("aria-invalid", "false")
 
     # A date is its midnight, UTC.
     day = moment.strftime("%Y-%m-%d")
     ask(page, "openssl", at=day)
-    assert summary_rows(page) == summary_from_api(server, at=f"{day}T00:00:00Z")
+    assert summary_rows(page) == summary_from_api(demo_server, at=f"{day}T00:00:00Z")
     expect(audit(page, "caption")).to_contain_text(f"at {day}T00:00:00Z")
 
     # A 12-hour time, an hour past 23, a day February does not have: said so, not sent.
@@ -504,7 +417,7 @@ def test_the_at_field_takes_24_hour_utc_times_and_dates(page: Page, server: ApiS
     shot(page, "audit-bad-at", "#package-panel")
 
     # On the fleet's own panel too: said in place, nothing asked, no new address.
-    page.goto(f"{server.base}/#/")
+    page.goto(f"{demo_server.base}/#/")
     expect(page.locator("#where-result")).to_have_attribute("data-state", "done")
     asked = requests.count("/api/where")
     ask(page, "openssl", at="2026-02-30", refused_here=True)
@@ -513,10 +426,12 @@ def test_the_at_field_takes_24_hour_utc_times_and_dates(page: Page, server: ApiS
     assert requests.count("/api/where") == asked
 
 
-def test_the_build_column_shows_the_build_id_and_its_version(page: Page, server: ApiServer) -> None:
-    open_dashboard(page, server)
+def test_the_build_column_shows_the_build_id_and_its_version(
+    page: Page, demo_server: ApiServer
+) -> None:
+    open_dashboard(page, demo_server)
     expect(page.locator("#where-result")).to_have_attribute("data-state", "done")
-    placements = api_get(server, "/api/where", name="openssl", limit=50)["placements"]["items"]
+    placements = api_get(demo_server, "/api/where", name="openssl", limit=50)["placements"]["items"]
     assert placements
     assert any(p["build_version"] for p in placements)
     shown = page.eval_on_selector_all(
@@ -533,14 +448,14 @@ def test_the_build_column_shows_the_build_id_and_its_version(page: Page, server:
     assert all("mono" in s["mono"].lower() for s in shown)
 
 
-def test_every_time_is_iso_8601_utc_in_any_locale(browser: Browser, server: ApiServer) -> None:
+def test_every_time_is_iso_8601_utc_in_any_locale(browser: Browser, demo_server: ApiServer) -> None:
     """Far from UTC, in a 12-hour locale: the times are still UTC, 24-hour, ISO 8601."""
     with open_page(browser, locale="en-US", timezone_id="America/Los_Angeles") as page:
-        open_dashboard(page, server)
+        open_dashboard(page, demo_server)
         expect(page.locator("#where-placements tbody tr").first).to_be_visible()
         assert page.evaluate("new Date(0).getTimezoneOffset()") != 0
         failures = api_get(
-            server, "/api/failures", kind="activation_failed", newest_first="true", limit=20
+            demo_server, "/api/failures", kind="activation_failed", newest_first="true", limit=20
         )["items"]
         times = page.locator("#failures tbody td.time").all_text_contents()
         assert times == [

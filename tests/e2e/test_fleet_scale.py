@@ -26,8 +26,8 @@ from ledger.application import Ledger
 from ledger.store import locate
 from projections.fleet_summary import TILE_LIMIT
 from projections.runner import Views
-from tests.e2e.test_dashboard import open_dashboard, open_page, page_fixture  # noqa: F401
-from tests.e2e.test_layout import SPILLS, screen_fixture  # noqa: F401 (a fixture)
+from tests.e2e.pages import open_dashboard, open_page
+from tests.e2e.test_layout import SPILLS
 from tests.services.api import ApiServer, serve
 from tests.services.browser import screenshot_dir
 from tests.story import Story

@@ -13,21 +13,15 @@ panel.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, ViewportSize, expect
 
-from tests.e2e.test_dashboard import (
-    demo_ledger,  # noqa: F401 (a fixture)
-    open_dashboard,
-    open_page,
-)
-from tests.services.api import ApiServer, serve
-from tests.services.browser import CHROMIUM_ARGS, chromium_path, screenshot_dir
+from tests.e2e.pages import open_dashboard, open_page
+from tests.services.api import ApiServer
+from tests.services.browser import screenshot_dir
 
 WIDTHS = [390, 1024, 1600]
 
@@ -95,35 +89,12 @@ def viewport(width: int) -> ViewportSize:
     return {"width": width, "height": 900}
 
 
-@pytest.fixture(name="server", scope="module")
-def server_fixture(demo_ledger: Path) -> Iterator[ApiServer]:  # noqa: F811 (the fixture)
-    """A server on the demo ledger (as in ``test_dashboard``)."""
-    yield from serve(str(demo_ledger))
-
-
-@pytest.fixture(name="screen", scope="module")
-def screen_fixture(browser: Browser) -> Iterator[Browser]:
-    """The machine's Chromium as a person sees it: with scrollbars. Playwright launches
-    headless Chromium with ``--hide-scrollbars``, which would hide the very cue these
-    tests look for (and take it out of the screenshots)."""
-    screen = browser.browser_type.launch(
-        executable_path=chromium_path(),
-        headless=True,
-        args=CHROMIUM_ARGS,
-        ignore_default_args=["--hide-scrollbars"],
-    )
-    try:
-        yield screen
-    finally:
-        screen.close()
-
-
 @pytest.mark.parametrize("width", WIDTHS)
-def test_the_page_fits_the_screen(screen: Browser, server: ApiServer, width: int) -> None:
+def test_the_page_fits_the_screen(screen: Browser, demo_server: ApiServer, width: int) -> None:
     with open_page(screen, viewport(width)) as page:
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
-        open_dashboard(page, server)
+        open_dashboard(page, demo_server)
         expect(page.locator("#where-placements tbody tr").first).to_be_visible()
 
         found = cast(dict[str, list[str]], page.evaluate(SPILLS))
@@ -140,7 +111,7 @@ def test_the_page_fits_the_screen(screen: Browser, server: ApiServer, width: int
         assert reason["visible"] or reason["scrolls"], reason
         page.screenshot(path=screenshot_dir() / f"layout-{width}.png", full_page=True)
 
-        origin = urlsplit(server.base)[:2]
+        origin = urlsplit(demo_server.base)[:2]
         assert requests
         assert [url for url in requests if urlsplit(url)[:2] != origin] == []
 
@@ -156,9 +127,9 @@ HEADER_ITEMS = """() => {
 }"""
 
 
-def test_the_header_wraps_on_a_phone(screen: Browser, server: ApiServer) -> None:
+def test_the_header_wraps_on_a_phone(screen: Browser, demo_server: ApiServer) -> None:
     with open_page(screen, viewport(390)) as page:
-        open_dashboard(page, server)
+        open_dashboard(page, demo_server)
         items = cast(list[dict[str, Any]], page.evaluate(HEADER_ITEMS))
         room = page.evaluate("document.documentElement.clientWidth")
         assert [item for item in items if item["right"] > room] == []
@@ -166,12 +137,12 @@ def test_the_header_wraps_on_a_phone(screen: Browser, server: ApiServer) -> None
 
 
 def test_the_failures_reason_shows_without_scrolling_at_1024(
-    screen: Browser, server: ApiServer
+    screen: Browser, demo_server: ApiServer
 ) -> None:
     """The half-width failures panel of a small laptop shows each failure as a card:
     its reason is in view, not behind a horizontal scroll."""
     with open_page(screen, viewport(1024)) as page:
-        open_dashboard(page, server)
+        open_dashboard(page, demo_server)
         reason = cast(dict[str, bool], page.evaluate(REASON))
         assert reason == {"visible": True, "scrolls": False}
         expect(page.locator("#failures tbody tr td.reason").first).to_be_in_viewport()

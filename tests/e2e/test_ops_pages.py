@@ -11,9 +11,7 @@ without a collector the alerts page says so. Screenshots go to the artifacts dir
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -26,14 +24,9 @@ from cli.main import root
 from ledger.application import Ledger
 from ledger.store import locate
 from projections.runner import Views
-from tests.e2e.test_dashboard import (
-    anonymous_server,  # noqa: F401 (a fixture)
-    api_get,
-    demo_ledger,  # noqa: F401 (a fixture)
-    open_page,
-    page_fixture,  # noqa: F401 (a fixture)
-)
-from tests.e2e.test_layout import SPILLS, screen_fixture, viewport  # noqa: F401 (a fixture)
+from tests.e2e.ledgers import copy_ledger
+from tests.e2e.pages import api_get, open_page
+from tests.e2e.test_layout import SPILLS, viewport
 from tests.services.api import ApiServer, serve
 from tests.services.browser import screenshot_dir
 from tests.services.slack import Clock, SlackStandIn, run_until_idle, slack_collector
@@ -70,12 +63,10 @@ def advisories() -> Story:
 
 
 @pytest.fixture(scope="module")
-def ops_ledger(demo_ledger: Path) -> Path:  # noqa: F811 (the fixture)
+def ops_ledger(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the demo ledger with two advisories, as a Slack collector has seen it,
     and a silence on staging."""
-    path = demo_ledger.with_name("ops.db")
-    with closing(sqlite3.connect(demo_ledger)) as source, closing(sqlite3.connect(path)) as copy:
-        source.backup(copy)
+    path = copy_ledger(demo_template, tmp_path_factory.mktemp("ops") / "ledger.db")
     ledger = Ledger(locate(str(path)))
     slack = SlackStandIn()
     try:
@@ -289,7 +280,7 @@ def test_an_unknown_advisory_shows_the_apis_404(page: Page, server: ApiServer) -
 
 def test_without_a_collector_the_alerts_page_says_so(
     page: Page,
-    anonymous_server: ApiServer,  # noqa: F811 (the fixture)
+    anonymous_server: ApiServer,
 ) -> None:
     page.goto(f"{anonymous_server.base}/#/alerts")
     expect(page.locator("#page")).to_have_attribute("data-state", "done")

@@ -13,39 +13,23 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from api.app import STATIC
-from ledger.application import Ledger
-from ledger.store import locate
-from projections.runner import Views
-from tests.e2e.test_dashboard import (
-    api_get,
-    demo_ledger,  # noqa: F401 (a fixture)
-    open_dashboard,
-    open_page,
-    page_fixture,  # noqa: F401 (the `page` fixture)
-)
-from tests.e2e.test_layout import (
-    SPILLS,
-    WIDTHS,
-    screen_fixture,  # noqa: F401 (a fixture)
-    viewport,
-)
-from tests.factories import make_event
-from tests.services.api import ApiServer, serve
+from tests.e2e.ledgers import ADVISORY
+from tests.e2e.pages import api_get, open_dashboard, open_page, open_route, wait_drawn, with_token
+from tests.e2e.test_layout import SPILLS, WIDTHS, viewport
+from tests.services.api import ApiServer
 from tests.services.browser import screenshot_dir
 
 ENV = "production"
-ADVISORY = "CVE-2014-0160"
 
 
 def route_names() -> list[str]:
@@ -58,40 +42,23 @@ def route_names() -> list[str]:
 ROUTES = route_names()
 
 
-# --- the ledger, the server, the addresses ---------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def routes_ledger(demo_ledger: Path) -> Path:  # noqa: F811 (the fixture)
-    """The demo fleet and an advisory affecting its older openssl builds (the advisory
-    page needs one)."""
-    ledger = Ledger(locate(str(demo_ledger)))
-    try:
-        ledger.append([make_event(
-            "advisory_recorded", advisory_id=ADVISORY, aliases=[], unmatched=[],
-            affected=[{"ecosystem": "cpe", "name": "openssl", "vendor": "openssl",
-                       "bounds": [{"start": "1.0.1", "end": "1.0.2e"}]}],
-        )])  # fmt: skip
-        Views(ledger).catch_up()
-    finally:
-        ledger.close()
-    return demo_ledger
-
-
-@pytest.fixture(name="server", scope="module")
-def server_fixture(routes_ledger: Path) -> Iterator[ApiServer]:
-    yield from serve(str(routes_ledger))
+# --- the addresses on the shared demo ledger -------------------------------------------
 
 
 @pytest.fixture(name="examples", scope="module")
-def examples_fixture(server: ApiServer) -> dict[str, str]:
+def examples_fixture(demo_server: ApiServer) -> dict[str, str]:
     """An address of each route, on things the demo ledger holds: a host that failed an
     activation, a generation that failed (it has a parent and failures), its diff."""
     failure = api_get(
-        server, "/api/failures", env=ENV, kind="activation_failed", newest_first="true", limit=1
+        demo_server,
+        "/api/failures",
+        env=ENV,
+        kind="activation_failed",
+        newest_first="true",
+        limit=1,
     )["items"][0]
     generation = failure["generation"]
-    parent = api_get(server, f"/api/generations/{generation}", env=ENV)["parent"]
+    parent = api_get(demo_server, f"/api/generations/{generation}", env=ENV)["parent"]
     assert parent
     return {
         "fleet": "#/",
@@ -106,27 +73,6 @@ def examples_fixture(server: ApiServer) -> dict[str, str]:
         "drift": f"#/drift?env={ENV}",
         "metrics": f"#/metrics?env={ENV}",
     }
-
-
-def with_token(fragment: str, token: str) -> str:
-    """An address as someone would share it with a token: "#/host/e/h?token=S"."""
-    return f"{fragment}{'&' if '?' in fragment else '?'}token={quote(token)}"
-
-
-def open_route(page: Page, server: ApiServer, fragment: str) -> None:
-    """Open an address in a fresh page (the token in its fragment) and wait until it is
-    drawn: the fleet's panels, or the route's page (``data-drawn`` names the address)."""
-    page.goto(f"{server.base}/{with_token(fragment, server.tokens['reader'])}")
-    wait_drawn(page, fragment)
-
-
-def wait_drawn(page: Page, fragment: str) -> None:
-    if fragment in ("", "#/"):
-        expect(page.locator("#dashboard")).to_be_visible()
-        expect(page.locator("#topology section.env").first).to_be_visible()
-        return
-    expect(page.locator("#page")).to_have_attribute("data-drawn", fragment)
-    expect(page.locator("#page")).to_have_attribute("data-state", "done")
 
 
 def drawn_here(page: Page) -> str:
@@ -260,18 +206,18 @@ def test_the_walk_covers_every_route(examples: dict[str, str]) -> None:
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("name", ROUTES)
 def test_every_route_at_every_width(
-    screen: Browser, server: ApiServer, examples: dict[str, str], name: str, width: int
+    screen: Browser, demo_server: ApiServer, examples: dict[str, str], name: str, width: int
 ) -> None:
     fragment = examples[name]
     with open_page(screen, viewport(width)) as page:
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
-        open_route(page, server, fragment)
+        open_route(page, demo_server, fragment)
         assert "token" not in page.url, "the token stays out of the address bar"
         expect(page.locator("#page")).to_have_attribute(
             "data-route", "" if name == "fleet" else name
         )
-        CHECKS.get(name, check_drawn)(page, server, fragment)
+        CHECKS.get(name, check_drawn)(page, demo_server, fragment)
 
         found = cast(dict[str, list[str]], page.evaluate(SPILLS))
         assert found["spills"] == [], "\n".join(found["spills"])
@@ -283,14 +229,14 @@ def test_every_route_at_every_width(
         assert page.evaluate(UNLABELLED) == []
         shot(page, f"{name}-{width}")
 
-        origin = urlsplit(server.base)[:2]
+        origin = urlsplit(demo_server.base)[:2]
         assert requests
         assert [url for url in requests if urlsplit(url)[:2] != origin] == []
 
 
-def test_click_through_host_generation_diff_package(page: Page, server: ApiServer) -> None:
+def test_click_through_host_generation_diff_package(page: Page, demo_server: ApiServer) -> None:
     """From the fleet page with real clicks, then back again with the back button."""
-    open_dashboard(page, server)
+    open_dashboard(page, demo_server)
     shot(page, "0-fleet")
 
     page.locator("#failures tbody tr").first.locator("a[href^='#/host/']").click()
@@ -311,7 +257,7 @@ def test_click_through_host_generation_diff_package(page: Page, server: ApiServe
     diff = drawn_here(page)
     assert diff.startswith(f"#/diff/{ENV}/")
     assert diff.endswith(f"/{max(numbers)}")
-    check_diff(page, server, diff)
+    check_diff(page, demo_server, diff)
     shot(page, "3-diff")
 
     package_link = page.locator("[data-testid=diff-closure] tbody tr").first.locator("a").first
@@ -319,7 +265,7 @@ def test_click_through_host_generation_diff_package(page: Page, server: ApiServe
     package_link.click()
     package = drawn_here(page)
     assert package == f"#/package/{name}?env={ENV}"
-    answer = api_get(server, "/api/where", name=name, env=ENV, limit=50)
+    answer = api_get(demo_server, "/api/where", name=name, env=ENV, limit=50)
     expect(page.locator("#page .where-summary tbody tr")).to_have_count(len(answer["summary"]))
     shot(page, "4-package")
 
@@ -331,8 +277,8 @@ def test_click_through_host_generation_diff_package(page: Page, server: ApiServe
     wait_drawn(page, "#/")
 
 
-def test_compare_a_generation_with_any_other(page: Page, server: ApiServer) -> None:
-    open_route(page, server, f"#/generation/{ENV}/10")
+def test_compare_a_generation_with_any_other(page: Page, demo_server: ApiServer) -> None:
+    open_route(page, demo_server, f"#/generation/{ENV}/10")
     form = page.locator("[data-testid=compare-form]")
     form.get_by_label("compare #10 with generation").fill("999")
     form.locator("button").click()
@@ -342,7 +288,7 @@ def test_compare_a_generation_with_any_other(page: Page, server: ApiServer) -> N
     form.get_by_label("compare #10 with generation").fill("4")
     form.locator("button").click()
     assert drawn_here(page) == f"#/diff/{ENV}/4/10"
-    check_diff(page, server, f"#/diff/{ENV}/4/10")
+    check_diff(page, demo_server, f"#/diff/{ENV}/4/10")
 
 
 @pytest.mark.parametrize(
@@ -355,11 +301,11 @@ def test_compare_a_generation_with_any_other(page: Page, server: ApiServer) -> N
     ],
 )
 def test_an_unknown_name_says_so(
-    page: Page, server: ApiServer, fragment: str, api_path: str
+    page: Page, demo_server: ApiServer, fragment: str, api_path: str
 ) -> None:
-    refused = httpx.get(f"{server.base}{api_path}", headers=server.headers("reader"))
+    refused = httpx.get(f"{demo_server.base}{api_path}", headers=demo_server.headers("reader"))
     assert refused.status_code == 404
-    page.goto(f"{server.base}/{with_token(fragment, server.tokens['reader'])}")
+    page.goto(f"{demo_server.base}/{with_token(fragment, demo_server.tokens['reader'])}")
     expect(page.locator("#page")).to_have_attribute("data-drawn", fragment)
     expect(page.locator("#page")).to_have_attribute("data-state", "error")
     expect(page.locator("#page .page-error")).to_have_text(
@@ -367,9 +313,9 @@ def test_an_unknown_name_says_so(
     )
 
 
-def test_an_unknown_route_says_so(page: Page, server: ApiServer) -> None:
+def test_an_unknown_route_says_so(page: Page, demo_server: ApiServer) -> None:
     for fragment in ("#/no-such-page", f"#/host/{ENV}", f"#/diff/{ENV}/1/2/3"):
-        page.goto(f"{server.base}/{with_token(fragment, server.tokens['reader'])}")
+        page.goto(f"{demo_server.base}/{with_token(fragment, demo_server.tokens['reader'])}")
         expect(page.locator("#page")).to_have_attribute("data-drawn", fragment)
         expect(page.locator("#page [role=alert]")).to_have_text(
             f'"{fragment}" is not a page of this dashboard.'
@@ -378,11 +324,11 @@ def test_an_unknown_route_says_so(page: Page, server: ApiServer) -> None:
     shot(page, "unknown")
 
 
-def test_a_shared_address_opens_the_same_page(browser: Browser, server: ApiServer) -> None:
+def test_a_shared_address_opens_the_same_page(browser: Browser, demo_server: ApiServer) -> None:
     """An address copied from one browser opens the same page in another that has never
     seen the dashboard, with the token after the route."""
     with open_page(browser) as page:
-        open_route(page, server, f"#/package/openssl?env={ENV}")
+        open_route(page, demo_server, f"#/package/openssl?env={ENV}")
         form = page.locator("#page form.where-form")
         form.locator("[name=range]").fill(">=1.0.1,<1.0.2")
         form.locator("[name=at]").fill("2026-01-12")
@@ -396,7 +342,7 @@ def test_a_shared_address_opens_the_same_page(browser: Browser, server: ApiServe
 
     for fragment, then in ((shared, first), (f"#/host/{ENV}/web-004", None)):
         with open_page(browser) as fresh:
-            fresh.goto(f"{server.base}/{with_token(fragment, server.tokens['reader'])}")
+            fresh.goto(f"{demo_server.base}/{with_token(fragment, demo_server.tokens['reader'])}")
             wait_drawn(fresh, fragment)
             assert "token" not in fresh.url
             assert urlsplit(fresh.url).fragment == fragment[1:]
@@ -404,8 +350,10 @@ def test_a_shared_address_opens_the_same_page(browser: Browser, server: ApiServe
                 assert fresh.locator("#page .where-summary").inner_text() == then
 
 
-def test_keys_move_between_panels_and_the_nav_says_where(page: Page, server: ApiServer) -> None:
-    open_route(page, server, f"#/host/{ENV}/web-004")
+def test_keys_move_between_panels_and_the_nav_says_where(
+    page: Page, demo_server: ApiServer
+) -> None:
+    open_route(page, demo_server, f"#/host/{ENV}/web-004")
     focused = (
         "() => `${document.activeElement.closest('.panel')?.id} ${document.activeElement.tagName}`"
     )
@@ -426,19 +374,20 @@ def test_keys_move_between_panels_and_the_nav_says_where(page: Page, server: Api
     expect(page.locator("#nav a[aria-current=page]")).to_have_count(0)
 
     # The fleet's panels too, and the nav marks the page shown.
-    page.goto(f"{server.base}/#/")
+    page.goto(f"{demo_server.base}/#/")
     wait_drawn(page, "#/")
     page.locator("body").focus()
     page.keyboard.press("]")
     assert page.evaluate(focused) == "topology-panel H2"
     expect(page.locator("#nav a[aria-current=page]")).to_have_text("fleet")
-    page.goto(f"{server.base}/#/alerts")
+    page.goto(f"{demo_server.base}/#/alerts")
     expect(page.locator("#nav a[aria-current=page]")).to_have_text("alerts")
 
 
-def test_a_live_redraw_keeps_the_search_typed(page: Page, server: ApiServer) -> None:
+def test_a_live_redraw_keeps_the_search_typed(page: Page, writable_demo_server: ApiServer) -> None:
     """The host page follows the stream: a new health report shows without a reload,
     and the closure search keeps its text and its filter."""
+    server = writable_demo_server  # a ledger of the module's own: this test appends
     host = "web-004"
     open_route(page, server, f"#/host/{ENV}/{host}")
     page.evaluate("window.e2eNotReloaded = true")

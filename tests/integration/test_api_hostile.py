@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from api.params import MAX_NUMBER
 from cli.main import root
 from ledger.application import Ledger
+from ledger.store import locate
 from tests.integration.test_api import fleet, get, post, settled
 from tests.services.api import ApiServer, serve
 
@@ -25,11 +26,17 @@ INTEGERS = [HUGE, str(2**63), str(MAX_NUMBER + 1), "-1", "x", "²", "٣", "1.0",
 TEXTS = ["x" * 10_240, "a\x00b", "a\x1b[31mb", "a\u202eb", "a\u200bb", "a\u2028b", "\x7f"]
 
 
-@pytest.fixture
-def server(ledger: Ledger) -> Iterator[ApiServer]:
-    """The server on test_api's fleet: generations 1 to 4 of api on h1 and h2."""
-    fleet(ledger)
-    for running in serve(ledger.location.url):
+@pytest.fixture(scope="module")
+def server(module_ledger_url: str) -> Iterator[ApiServer]:
+    """The server on test_api's fleet: generations 1 to 4 of api on h1 and h2; one per
+    backend for the module, since every test here is refused and checks (or need not)
+    that the ledger did not change."""
+    ledger = Ledger(locate(module_ledger_url), create=True)
+    try:
+        fleet(ledger)
+    finally:
+        ledger.close()
+    for running in serve(module_ledger_url):
         settled(running)
         yield running
 

@@ -116,7 +116,11 @@ class SlackStandIn:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.stand_in = self
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll: shutdown() waits up to one poll interval (0.5 s by default, about
+        # 50 s over the suite's stand-ins).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
     @property
