@@ -97,6 +97,9 @@ def ingest(
       ledger --ledger postgresql://ledger@db/ledger ingest --kafka kafka1:9092 \\
         --topic ledger.ingest --group ledger-ingest
     """
+    source = click.get_current_context().get_parameter_source("bootstrap")
+    if file is not None and source is click.core.ParameterSource.ENVIRONMENT:
+        bootstrap = None  # LEDGER_KAFKA set for the services must not refuse a FILE
     if (file is None) == (bootstrap is None):
         raise click.UsageError("give either a FILE or --kafka BOOTSTRAP (not both)")
     if file is not None:

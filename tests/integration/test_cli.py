@@ -91,6 +91,23 @@ def test_record_with_an_unknown_choice_exits_2(url: str) -> None:
     assert "'purple' is not one of" in result.output
 
 
+def test_ingest_of_a_file_ignores_the_services_kafka_setting(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deploy/systemd's ledger.env sets LEDGER_KAFKA for the Kafka units; an operator
+    who sources it must still be able to ingest a file (only --kafka on the command
+    line asks for both)."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(jsonl(event_dict("health_reported")))
+    monkeypatch.setenv("LEDGER_KAFKA", "127.0.0.1:9")
+    result = run(url, "ingest", str(path))
+    assert result.exit_code == 0, result.output
+    assert count(url) == 1
+    both = run(url, "ingest", str(path), "--kafka", "127.0.0.1:9")
+    assert both.exit_code == 2
+    assert "not both" in both.output
+
+
 def test_ingest_stores_new_lines_and_skips_known_ones(url: str, tmp_path: Path) -> None:
     events = [event_dict("health_reported", host=f"web-{i:03}") for i in range(5)]
     path = tmp_path / "events.jsonl"
