@@ -122,7 +122,7 @@ def receipts(ledger: Ledger, results: Sequence[Appended]) -> dict[str, Any]:
     (``LEDGER_CHECKPOINT_KEY``); without a key, ``receipts`` is null and
     ``receipt_problem`` says why, the events being stored all the same."""
     from ledger.checkpoint import load_signer
-    from ledger.checkpoints import inclusion_answer, issue
+    from ledger.checkpoints import inclusion_answers, issue
 
     try:
         signer = load_signer()
@@ -130,9 +130,10 @@ def receipts(ledger: Ledger, results: Sequence[Appended]) -> dict[str, Any]:
         return {"receipts": None, "receipt_problem": f"this server cannot sign: {error}"}
     try:
         note = issue(ledger, signer)
+        answers = inclusion_answers(ledger, [r.position for r in results], note)
         proofs = [
-            {"event_id": str(r.event_id), **inclusion_answer(ledger, r.position, note)}
-            for r in results
+            {"event_id": str(r.event_id), **answer}
+            for r, answer in zip(results, answers, strict=True)
         ]
     except LedgerError as error:
         return {"receipts": None, "receipt_problem": f"no receipt could be made: {error}"}

@@ -567,21 +567,36 @@ class Ledger(Application[UUID]):
     def inclusion_proof(self, position: int, size: int | None = None) -> InclusionProof:
         """RFC 9162 PATH for ``position`` (leaf index ``position - 1``) in the tree of
         ``size`` positions (the whole ledger when None), with that tree's root."""
+        return self.inclusion_proofs([position], size)[0]
+
+    def inclusion_proofs(
+        self, positions: Sequence[int], size: int | None = None
+    ) -> list[InclusionProof]:
+        """``inclusion_proof`` of each position, in the tree of one ``size``: the head,
+        the tree nodes and the chain hashes read once for all of them (the receipts of
+        one ``POST /api/events`` share blocks and most of their paths)."""
         size = self._tree_size(size)
-        if not 1 <= position <= size:
-            raise InvalidInput(
-                f"position {position} is not in the tree of size {size}: positions run "
-                f"from 1 to {size}"
-            )
-        chain_hash = self._chain_hashes([position])[position]
-        leaf = leaf_hash(chain_hash)
-        ranges = inclusion_ranges(position - 1, size)
+        for position in positions:
+            if not 1 <= position <= size:
+                raise InvalidInput(
+                    f"position {position} is not in the tree of size {size}: positions "
+                    f"run from 1 to {size}"
+                )
+        chain_hashes = self._chain_hashes(positions)
+        leaves = {p: leaf_hash(chain_hashes[p]) for p in positions}
+        paths = {p: inclusion_ranges(p - 1, size) for p in positions}
         nodes = self._tree_nodes(
-            [*self._range_keys(ranges), *compact_range(size)], {(0, position - 1): leaf}
+            [key for ranges in paths.values() for key in self._range_keys(ranges)]
+            + compact_range(size),
+            {(0, p - 1): leaf for p, leaf in leaves.items()},
         )
-        hashes = [self._range_hash(start, end, nodes) for start, end in ranges]
         root = fold_right([nodes[key] for key in compact_range(size)])
-        return InclusionProof(position, position - 1, size, chain_hash, leaf, hashes, root)
+        return [
+            InclusionProof(
+                p, p - 1, size, chain_hashes[p], leaves[p], self._path(paths[p], nodes), root
+            )
+            for p in positions
+        ]
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
         """RFC 9162 PROOF from the tree of ``old_size`` positions to the one of
@@ -598,7 +613,7 @@ class Ledger(Application[UUID]):
         return ConsistencyProof(
             old_size,
             new_size,
-            [self._range_hash(start, end, nodes) for start, end in ranges],
+            self._path(ranges, nodes),
             fold_right([nodes[key] for key in old_keys]),
             fold_right([nodes[key] for key in new_keys]),
         )
@@ -617,6 +632,12 @@ class Ledger(Application[UUID]):
     @staticmethod
     def _range_keys(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
         return [key for start, end in ranges for key in perfect_subtrees(start, end)]
+
+    @classmethod
+    def _path(
+        cls, ranges: Iterable[tuple[int, int]], nodes: Mapping[tuple[int, int], bytes]
+    ) -> list[bytes]:
+        return [cls._range_hash(start, end, nodes) for start, end in ranges]
 
     @staticmethod
     def _range_hash(start: int, end: int, nodes: Mapping[tuple[int, int], bytes]) -> bytes:
@@ -670,13 +691,19 @@ class Ledger(Application[UUID]):
             raise StoreNotInitialised(f"{self.location.display} {NO_TREE}") from None
 
     def _chain_hashes(self, positions: Iterable[int]) -> dict[int, bytes]:
-        """The chain hashes (32 bytes) of these positions, one indexed read each."""
+        """The chain hashes (32 bytes) of these positions: one indexed range read per
+        run of consecutive positions."""
         found: dict[int, bytes] = {}
-        for position in set(positions):
-            rows = self.recorder.select_events(CHAIN_ID, gt=position - 1, lte=position)
-            if rows:
-                entry = cast(LedgerEntry, self.mapper.to_domain_event(rows[0]))
-                found[position] = bytes.fromhex(entry.hash)
+        runs: list[list[int]] = []
+        for position in sorted(set(positions)):
+            if runs and runs[-1][1] == position - 1:
+                runs[-1][1] = position
+            else:
+                runs.append([position, position])
+        for first, last in runs:
+            for row in self.recorder.select_events(CHAIN_ID, gt=first - 1, lte=last):
+                entry = cast(LedgerEntry, self.mapper.to_domain_event(row))
+                found[entry.originator_version] = bytes.fromhex(entry.hash)
         return found
 
     def _new_tree_nodes(

@@ -16,6 +16,7 @@ two inconsistent checkpoints).
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -244,17 +245,24 @@ def same_root(checkpoint: Checkpoint, root: bytes) -> None:
 def inclusion_answer(ledger: Ledger, position: int, note: str) -> dict[str, Any]:
     """The inclusion proof of ``position`` in the tree of the checkpoint ``note``; the
     proof's own root is compared with the checkpoint's (no second read of the tree)."""
+    return inclusion_answers(ledger, [position], note)[0]
+
+
+def inclusion_answers(ledger: Ledger, positions: Sequence[int], note: str) -> list[dict[str, Any]]:
+    """``inclusion_answer`` of each position, the tree read once for all of them."""
     checkpoint = within(ledger, note)
-    if not 1 <= position <= checkpoint.size:
-        raise InvalidInput(
-            f"position {position} is not covered by the checkpoint of size "
-            f"{checkpoint.size}" + ("" if position >= 1 else ": positions start at 1")
-        )
+    for position in positions:
+        if not 1 <= position <= checkpoint.size:
+            raise InvalidInput(
+                f"position {position} is not covered by the checkpoint of size "
+                f"{checkpoint.size}" + ("" if position >= 1 else ": positions start at 1")
+            )
     from ledger.checkpoint import inclusion_document
 
-    proof = ledger.inclusion_proof(position, checkpoint.size)
-    same_root(checkpoint, proof.root)
-    return inclusion_document(proof, note)
+    proofs = ledger.inclusion_proofs(positions, checkpoint.size)
+    if proofs:
+        same_root(checkpoint, proofs[0].root)
+    return [inclusion_document(proof, note) for proof in proofs]
 
 
 def consistency_answer(ledger: Ledger, old_note: str, new_note: str) -> dict[str, Any]:

@@ -94,6 +94,24 @@ def test_heads_and_proofs_after_random_batches(ledger: Ledger) -> None:
     assert ledger.verify(check_tree=True).tree_checked
 
 
+def test_inclusion_proofs_of_many_positions_at_once(ledger: Ledger) -> None:
+    append_random_batches(ledger, 90, seed=23)
+    leaves = chain_leaves(ledger)
+    rng = random.Random(5)
+    for size in [1, 17, 64, 90]:
+        runs = [list(range(1, size + 1)), sorted(rng.sample(range(1, size + 1), min(7, size)))]
+        runs.append([size, 1, size])  # any order, repeats allowed
+        for positions in runs:
+            proofs = ledger.inclusion_proofs(positions, size)
+            assert [p.position for p in proofs] == positions
+            for proof in proofs:
+                assert proof.leaf_hash == leaves[proof.position - 1]
+                assert proof.hashes == inclusion_proof_of(leaves, proof.position - 1, size)
+                assert proof.root == root_of(leaves[:size])
+    with pytest.raises(InvalidInput, match="position 91 is not in the tree of size 90"):
+        ledger.inclusion_proofs([3, 91], 90)
+
+
 def test_verify_folds_the_root_at_a_size_in_the_same_pass(ledger: Ledger) -> None:
     append_random_batches(ledger, 70, seed=3)
     leaves = chain_leaves(ledger)
