@@ -479,7 +479,11 @@ def __getattr__(name: str) -> Any:
         """Where the checkpoint keys are: environment variables ``LEDGER_CHECKPOINT_KEY``
         (the private key FILE) and ``LEDGER_CHECKPOINT_VKEY`` (a vkey, or a file of them)."""
 
-        model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore", frozen=True)
+        # An empty LEDGER_CHECKPOINT_KEY= (as an environment file may leave it) is unset,
+        # not the current directory.
+        model_config = SettingsConfigDict(
+            env_prefix="LEDGER_", extra="ignore", frozen=True, env_ignore_empty=True
+        )
 
         checkpoint_key: Path | None = None
         checkpoint_vkey: str | None = None

@@ -165,6 +165,11 @@ let
     (toString cfg.kafka.bootstrap)
     "--topic"
     cfg.publish.topic
+  ]
+  # Signed checkpoints to TOPIC.checkpoints, with the key file LEDGER_CHECKPOINT_KEY names.
+  ++ optionals (cfg.publish.checkpointKeyFile != null) [
+    "--checkpoint-interval"
+    cfg.publish.checkpointInterval
   ];
 
   ingestArgs = [
@@ -305,6 +310,21 @@ in
         default = "ledger.events";
         description = "The topic to publish to.";
       };
+      checkpointKeyFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/var/lib/deploy-ledger-keys/checkpoint.key";
+        description = ''
+          The Ed25519 private key (`ledger keys generate NAME --out FILE`), owned by
+          deploy-ledger, mode 0600; a string, so it never reaches the Nix store. Set: the
+          unit signs a checkpoint every checkpointInterval and publishes it to TOPIC.checkpoints.
+        '';
+      };
+      checkpointInterval = mkOption {
+        type = types.str;
+        default = "60s";
+        description = "How often to sign a checkpoint when the ledger grew (60s, 5m, 1h).";
+      };
     };
 
     ingest = {
@@ -410,7 +430,11 @@ in
     })
 
     (mkIf cfg.publish.enable {
-      systemd.services.deploy-ledger-publish = mkLedgerService "deploy-ledger: publish ledger events to Kafka" "${ledger} ${escapeShellArgs publishArgs}" { };
+      systemd.services.deploy-ledger-publish =
+        (mkLedgerService "deploy-ledger: publish ledger events to Kafka" "${ledger} ${escapeShellArgs publishArgs}" { })
+        // optionalAttrs (cfg.publish.checkpointKeyFile != null) {
+          environment = environment // { LEDGER_CHECKPOINT_KEY = cfg.publish.checkpointKeyFile; };
+        };
     })
 
     (mkIf cfg.ingest.enable {

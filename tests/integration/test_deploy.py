@@ -10,6 +10,7 @@ cannot run here: the compose file is only loaded as YAML.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -60,8 +61,12 @@ def tool(name: str, package: str) -> str:
     return path
 
 
-def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=120, check=False)
+def run(
+    *argv: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, capture_output=True, text=True, cwd=cwd, env=env, timeout=120, check=False
+    )
 
 
 # --- NixOS module -----------------------------------------------------------------------
@@ -387,3 +392,67 @@ def test_the_host_agent_unit_verifies_and_its_command_line_is_accepted(tmp_path:
     help_run = run(str(LEDGER), "agent", "run", "--help").stdout
     for option in (word for word in argv[4:] if word.startswith("--")):
         assert re.search(rf"(^|\s){re.escape(option)}\b", help_run), option
+
+
+def test_publish_unit_signs_checkpoints_with_the_documented_key(tmp_path: Path) -> None:
+    """The environment file turns signing on: without LEDGER_CHECKPOINT_INTERVAL the publish
+    unit never signs a checkpoint and witnesses following TOPIC.checkpoints see nothing;
+    without it set, the unit still starts (nothing on its command line needs it)."""
+    settings = unit_settings("deploy-ledger-publish.service")
+    (exec_start,) = [value for key, value in settings if key == "ExecStart"]
+    assert "CHECKPOINT" not in exec_start  # an unset variable must not break the command
+    example = (SYSTEMD / "ledger.env.example").read_text()
+    assert "LEDGER_CHECKPOINT_KEY=/etc/deploy-ledger/checkpoint.key" in example
+    assert "\nLEDGER_CHECKPOINT_INTERVAL=" in example
+    assert "ledger keys generate" in example
+    # `ledger publish` reads the interval from the environment: without a key it refuses.
+    refused = run(
+        str(LEDGER), "--ledger", str(tmp_path / "l.db"), "publish", "--kafka", "127.0.0.1:9",
+        env={**os.environ, "LEDGER_CHECKPOINT_INTERVAL": "60s", "LEDGER_CHECKPOINT_KEY": ""},
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "checkpoint key" in refused.stderr, refused.stderr
+
+
+def test_the_witness_unit_verifies_is_hardened_and_its_command_line_is_accepted(
+    tmp_path: Path,
+) -> None:
+    """The witness runs on a second machine (no ledger.env, no deploy-ledger-init), so it
+    is checked here rather than with the ledger's own units."""
+    name = "deploy-ledger-witness.service"
+    text = (SYSTEMD / name).read_text()
+    (tmp_path / name).write_text(text.replace(UNIT_BINARY, str(LEDGER)))
+    result = run(tool("systemd-analyze", "systemd"), "verify", f"./{name}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "deploy-ledger" in line] == []
+    settings = dict(unit_settings(name))
+    for key in HARDENING:
+        assert key in settings, key
+    assert settings["User"] == "deploy-ledger"
+    assert settings["ProtectSystem"] == "strict"
+    assert settings["CapabilityBoundingSet"] == ""
+    assert settings["Restart"] == "on-failure"
+    assert settings["EnvironmentFile"] == "/etc/deploy-ledger/witness.env"
+    argv = shlex.split(settings["ExecStart"])
+    assert argv[:2] == [UNIT_BINARY, "witness"]
+    state = argv[argv.index("--state") + 1]
+    assert state.startswith(f"/var/lib/{settings['StateDirectory']}/"), state
+    witness_help = help_text("witness")
+    for option in (word for word in argv[2:] if word.startswith("--")):
+        assert re.search(rf"(^|\s){re.escape(option)}\b", witness_help), option
+    for variable in ("LEDGER_CHECKPOINT_VKEY", "LEDGER_RIEMANN", "LEDGER_SLACK_WEBHOOK"):
+        assert variable in text, variable
+
+
+def test_nixos_module_publish_signs_checkpoints_with_a_key_file(tmp_path: Path) -> None:
+    """The key file is named by a string (never copied into the Nix store) and turns the
+    checkpoint options on."""
+    config = evaluate(
+        tmp_path,
+        """{ enable = true; package = "/p"; kafka.bootstrap = "k:9092"; publish = {
+             enable = true; checkpointKeyFile = "/var/lib/keys/checkpoint.key";
+             checkpointInterval = "5m"; }; }""",
+    )
+    publish = config["services"]["deploy-ledger-publish"]
+    assert "'--checkpoint-interval' '5m'" in publish["serviceConfig"]["ExecStart"]
+    assert publish["environment"]["LEDGER_CHECKPOINT_KEY"] == "/var/lib/keys/checkpoint.key"
