@@ -21,10 +21,7 @@ sys.path.insert(0, str(ROOT))  # the test suite's server and browser helpers
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from api.app import ServerSettings  # noqa: E402
-from ledger.application import Ledger, numbered_batches  # noqa: E402
-from ledger.demo import demo_fleet  # noqa: E402
-from ledger.store import locate  # noqa: E402
-from projections.runner import Views  # noqa: E402
+from tests.e2e.ledgers import record_demo  # noqa: E402
 from tests.services.api import ApiServer  # noqa: E402
 from tests.services.browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
 
@@ -46,14 +43,7 @@ def main() -> None:
     png_to: Path | None = parser.parse_args().png_to
     IMAGES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "ledger.db"
-        ledger = Ledger(locate(str(path)), create=True)
-        try:
-            for batch in numbered_batches(demo_fleet(), 2000):
-                ledger.append([event for _, event in batch], source="demo")
-            Views(ledger).catch_up()
-        finally:
-            ledger.close()
+        path = record_demo(Path(scratch) / "ledger.db")
         server = ApiServer(str(path), ServerSettings(allow_anonymous_read=True)).start()
         try:
             with sync_playwright() as playwright:

@@ -12,8 +12,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from ledger.application import Ledger, numbered_batches
-from ledger.demo import demo_fleet
+from ledger.application import Ledger, append_in_batches, numbered_batches
+from ledger.demo import recorded_demo_fleet
 from ledger.store import locate
 from projections.runner import Views
 from tests.factories import make_event
@@ -28,8 +28,7 @@ def record_demo(path: Path) -> Path:
     it), with its views built."""
     ledger = Ledger(locate(str(path)), create=True)
     try:
-        for batch in numbered_batches(demo_fleet(), 2000):
-            ledger.append([event for _, event in batch], source="demo")
+        append_in_batches(ledger, numbered_batches(recorded_demo_fleet()), source="demo")
         Views(ledger).catch_up()
     finally:
         ledger.close()
