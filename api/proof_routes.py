@@ -22,6 +22,11 @@ from ledger.application import Appended, Ledger
 from ledger.errors import InvalidInput, LedgerError
 
 Size = Annotated[int, WholeNumber, Query(ge=1, le=MAX_NUMBER, description="A tree size.")]
+KeptSize = Annotated[
+    int | None,
+    WholeNumber,
+    Query(ge=1, le=MAX_NUMBER, description="A kept checkpoint's size; default: the latest."),
+]
 NO_CHECKPOINT = "no checkpoint was made yet: run `ledger checkpoint` (or POST with ?receipt=true)"
 
 
@@ -63,13 +68,7 @@ def add_routes(app: FastAPI, kit: Kit) -> None:
             Query(ge=1, le=MAX_NUMBER, description="The event's position (or event_id)."),
         ] = None,
         event_id: Annotated[UUID | None, Query(description="The event's id.")] = None,
-        size: Annotated[
-            int | None,
-            WholeNumber,
-            Query(
-                ge=1, le=MAX_NUMBER, description="A kept checkpoint's size; default: the latest."
-            ),
-        ] = None,
+        size: KeptSize = None,
     ) -> dict[str, Any]:
         """The inclusion proof of one event (by position or event_id) in the tree of a
         kept checkpoint: the latest, or the one of ``size``."""
@@ -88,13 +87,7 @@ def add_routes(app: FastAPI, kit: Kit) -> None:
     def consistency(
         _: Reader,
         old: Size,
-        new: Annotated[
-            int | None,
-            WholeNumber,
-            Query(
-                ge=1, le=MAX_NUMBER, description="A kept checkpoint's size; default: the latest."
-            ),
-        ] = None,
+        new: KeptSize = None,
     ) -> dict[str, Any]:
         """The consistency proof from the kept checkpoint of size ``old`` to that of
         ``new`` (default: the latest): the newer tree extends the older."""

@@ -309,12 +309,20 @@ def get(url: str, token: str, timeout: float = 120) -> tuple[int, bytes]:
 
 
 @contextmanager
-def server(url: str, port: int, token: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``ledger serve`` on ``port``, answering ``/api/status`` with 200; SIGTERM at the end."""
+def server(
+    url: str,
+    port: int,
+    token: str,
+    log: Path,
+    *options: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``ledger serve`` on ``port`` (with ``options``, in ``env``), answering
+    ``/api/status`` with 200; SIGTERM at the end."""
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            ledger_command(url, "serve", "--port", str(port)),
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
+            ledger_command(url, "serve", "--port", str(port), *options),
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 300

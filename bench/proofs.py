@@ -55,20 +55,18 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.api import children_cpu, code_state, free_port, get, ledger_command
+from bench.api import children_cpu, code_state, free_port, ledger_command, server
 from bench.cli import ledger_command as ledger_program
 from bench.events import small_events
 from bench.machine import describe
@@ -242,40 +240,6 @@ def token(url: str, role: str) -> str:
     return str(json.loads(done.stdout)["token"])
 
 
-@contextmanager
-def serving(url: str, port: int, reader: str, key: Path, log: Path) -> Iterator[None]:
-    """``ledger serve --no-project`` signing receipts with ``key``; SIGTERM at the end."""
-    env = {**os.environ, "LEDGER_CHECKPOINT_KEY": str(key)}
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            ledger_command(url, "serve", "--port", str(port), "--no-project"),
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"ledger serve exited ({process.returncode}):\n{log.read_text()}"
-                )
-            try:
-                if get(f"http://127.0.0.1:{port}/api/status", reader, timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"ledger serve did not answer:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 class Client:
     """One keep-alive HTTP connection to the server, with a bearer token."""
 
@@ -401,7 +365,9 @@ def measure(
         say(f"{backend}: the HTTP endpoints and receipts")
         reader, writer = token(url, "reader"), token(url, "writer")
         port = free_port()
-        with serving(url, port, reader, key, workdir / f"serve-{backend}.log"):
+        signing = {**os.environ, "LEDGER_CHECKPOINT_KEY": str(key)}  # for the receipts
+        log = workdir / f"serve-{backend}.log"
+        with server(url, port, reader, log, "--no-project", env=signing):
             pairs += http_pairs(ledger, Client(port, reader), args.repeat, olds)
             pairs.append(receipt_pair(Client(port, writer), args.repeat, args.post_batch))
         say(f"{backend}: ledger verify --checkpoint vs ledger verify, {args.verify_runs} each")

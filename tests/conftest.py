@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from ledger.application import Ledger
+from ledger.checkpoint import Signer
 from ledger.store import locate
 
 BACKENDS = ["sqlite", "postgres"]
@@ -109,3 +110,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and skipped and exitstatus == 0:
         reporter.write_line(f"CI: {len(skipped)} tests were skipped; failing the run.", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def checkpoint_key_in_env(name: str, directory: Path, monkeypatch: pytest.MonkeyPatch) -> Signer:
+    """A new checkpoint key called ``name``, saved in ``directory`` and named by
+    LEDGER_CHECKPOINT_KEY (as the CLI, the server and the collectors read it); no
+    LEDGER_CHECKPOINT_VKEY, so verifiers default to its public half."""
+    signer = Signer.generate(name)
+    signer.save(directory / "checkpoint.key")
+    monkeypatch.setenv("LEDGER_CHECKPOINT_KEY", str(directory / "checkpoint.key"))
+    monkeypatch.delenv("LEDGER_CHECKPOINT_VKEY", raising=False)
+    return signer

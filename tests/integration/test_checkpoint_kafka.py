@@ -23,6 +23,7 @@ from cli.main import root
 from ledger.application import Ledger
 from ledger.checkpoint import Signer, Verifier, open_checkpoint
 from ledger.checkpoints import latest, parse_unverified
+from tests.conftest import checkpoint_key_in_env
 from tests.integration.test_witness import (
     CHECKPOINTS,
     DEADLINE,
@@ -55,11 +56,8 @@ class Note:
 @pytest.fixture(name="signer")
 def signer_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Signer:
     """The ledger's checkpoint key, in the file LEDGER_CHECKPOINT_KEY names."""
-    signer = Signer.generate(ORIGIN)
-    signer.save(tmp_path / "checkpoint.key")
-    monkeypatch.setenv("LEDGER_CHECKPOINT_KEY", str(tmp_path / "checkpoint.key"))
     monkeypatch.delenv("LEDGER_KAFKA", raising=False)
-    return signer
+    return checkpoint_key_in_env(ORIGIN, tmp_path, monkeypatch)
 
 
 @pytest.fixture(name="ledger")

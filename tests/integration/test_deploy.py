@@ -376,8 +376,10 @@ def test_compose_dockerfile_installs_the_repository() -> None:
     assert 'ENTRYPOINT ["ledger"]' in text
 
 
-def test_the_host_agent_unit_verifies_and_its_command_line_is_accepted(tmp_path: Path) -> None:
-    name = "deploy-ledger-agent.service"
+def verified_standalone_unit(name: str, tmp_path: Path) -> dict[str, str]:
+    """The settings of a unit that runs without the ledger's own units (the host agent,
+    the witness), once `systemd-analyze verify` passed it and every hardening setting
+    is in it."""
     text = (SYSTEMD / name).read_text()
     (tmp_path / name).write_text(text.replace(UNIT_BINARY, str(LEDGER)))
     result = run(tool("systemd-analyze", "systemd"), "verify", f"./{name}", cwd=tmp_path)
@@ -386,6 +388,12 @@ def test_the_host_agent_unit_verifies_and_its_command_line_is_accepted(tmp_path:
     settings = dict(unit_settings(name))
     for key in HARDENING:
         assert key in settings, key
+    return settings
+
+
+def test_the_host_agent_unit_verifies_and_its_command_line_is_accepted(tmp_path: Path) -> None:
+    name = "deploy-ledger-agent.service"
+    settings = verified_standalone_unit(name, tmp_path)
     assert settings["Restart"] == "on-failure"
     argv = shlex.split(settings["ExecStart"])
     assert argv[:4] == [UNIT_BINARY, "agent", "run", "%H"]
@@ -420,14 +428,7 @@ def test_the_witness_unit_verifies_is_hardened_and_its_command_line_is_accepted(
     """The witness runs on a second machine (no ledger.env, no deploy-ledger-init), so it
     is checked here rather than with the ledger's own units."""
     name = "deploy-ledger-witness.service"
-    text = (SYSTEMD / name).read_text()
-    (tmp_path / name).write_text(text.replace(UNIT_BINARY, str(LEDGER)))
-    result = run(tool("systemd-analyze", "systemd"), "verify", f"./{name}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert [line for line in result.stderr.splitlines() if "deploy-ledger" in line] == []
-    settings = dict(unit_settings(name))
-    for key in HARDENING:
-        assert key in settings, key
+    settings = verified_standalone_unit(name, tmp_path)
     assert settings["User"] == "deploy-ledger"
     assert settings["ProtectSystem"] == "strict"
     assert settings["CapabilityBoundingSet"] == ""
@@ -440,6 +441,7 @@ def test_the_witness_unit_verifies_is_hardened_and_its_command_line_is_accepted(
     witness_help = help_text("witness")
     for option in (word for word in argv[2:] if word.startswith("--")):
         assert re.search(rf"(^|\s){re.escape(option)}\b", witness_help), option
+    text = (SYSTEMD / name).read_text()
     for variable in ("LEDGER_CHECKPOINT_VKEY", "LEDGER_RIEMANN", "LEDGER_SLACK_WEBHOOK"):
         assert variable in text, variable
 

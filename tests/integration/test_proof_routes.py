@@ -19,6 +19,7 @@ from cli.main import root
 from ledger import checkpoints, merkle
 from ledger.application import Ledger
 from ledger.checkpoint import Signer, Verifier, open_checkpoint
+from tests.conftest import checkpoint_key_in_env
 from tests.factories import event_dict, jsonl, make_event
 from tests.integration.test_host_agent import profiles
 from tests.services.api import ApiServer, api_server_fixture  # noqa: F401 (fixture)
@@ -30,11 +31,7 @@ EVENTS = 9
 @pytest.fixture
 def signer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Signer:
     """The server's checkpoint key (LEDGER_CHECKPOINT_KEY, read when it signs)."""
-    signer = Signer.generate(NAME)
-    signer.save(tmp_path / "checkpoint.key")
-    monkeypatch.setenv("LEDGER_CHECKPOINT_KEY", str(tmp_path / "checkpoint.key"))
-    monkeypatch.delenv("LEDGER_CHECKPOINT_VKEY", raising=False)
-    return signer
+    return checkpoint_key_in_env(NAME, tmp_path, monkeypatch)
 
 
 @pytest.fixture
